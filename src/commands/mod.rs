@@ -1,0 +1,64 @@
+//! One function per subcommand; `main` dispatches here.
+
+mod demo;
+mod setup;
+
+pub use demo::demo;
+pub use setup::setup;
+
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{App, build_core};
+use crate::config::Settings;
+use crate::metrics::Metrics;
+
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let listen = settings.http.listen;
+    let app = App::build(settings).await?;
+    crate::shutdown::watch(app.shutdown_token());
+    tracing::info!(%listen, port = app.port(), "ghsync is serving");
+    app.run_until_stopped().await
+}
+
+pub async fn migrate(settings: Settings) -> anyhow::Result<()> {
+    crate::store::open(&settings.database).await?;
+    println!("migrations applied to {}", settings.database.redacted());
+    Ok(())
+}
+
+/// One pass now, or help drain the running one; a summary on stdout.
+pub async fn reconcile(settings: Settings) -> anyhow::Result<()> {
+    let metrics = Metrics::new();
+    let (store, syncer) = build_core(&settings, &metrics).await?;
+    let syncer = syncer.expect("reconcile loads GitHub settings");
+    let shutdown = CancellationToken::new();
+    crate::shutdown::watch(shutdown.clone());
+    let started = Utc::now();
+    let report = syncer.run_pass("cli", &shutdown).await?;
+    let run = store.run(report.run_id).await?;
+    let c = &report.counts;
+    println!(
+        "pass {} {}: {} due, {} fetched, {} changed, {} unchanged, {} failed, {} gone; points spent: core {}, graphql {}; {:.1}s",
+        report.run_id,
+        if report.joined { "(joined)" } else { "finished" },
+        run.as_ref().map_or(c.users_due, |r| r.counts.users_due),
+        c.fetched,
+        c.changed,
+        c.unchanged,
+        c.failed,
+        c.gone,
+        c.points_core,
+        c.points_graphql,
+        (Utc::now() - started).num_milliseconds() as f64 / 1000.0
+    );
+    if let Some(run) = run {
+        for error in run.errors.iter().take(10) {
+            println!("  error: {error}");
+        }
+        for note in &run.notes {
+            println!("  note: {note}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,409 @@
+//! `Settings::load`: the only code that reads settings. Each value is parsed
+//! into its type once, and a bad or missing one becomes a one-line error that
+//! names the variable.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use octocrab::jsonwebtoken::EncodingKey;
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+use crate::cli::RawSettings;
+use crate::domain::InstallationId;
+
+/// A setting that stops startup: one line, naming the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {problem}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub problem: String,
+}
+
+fn bad(var: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError { var, problem: problem.into() }
+}
+
+/// What a command needs beyond the database: `migrate` needs nothing else,
+/// `reconcile` needs the App's credentials, `serve` needs the webhook secret too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    DatabaseOnly,
+    GitHubApp,
+    Everything,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub github: Option<GitHubSettings>,
+    pub webhook: WebhookSettings,
+    pub http: HttpSettings,
+    pub sync: SyncSettings,
+    pub log: LogSettings,
+}
+
+/// The database URL; its `Debug` hides the password.
+#[derive(Clone)]
+pub struct DatabaseSettings {
+    pub url: SecretString,
+}
+
+impl DatabaseSettings {
+    pub fn is_postgres(&self) -> bool {
+        self.url.expose_secret().starts_with("postgres")
+    }
+    /// For logs: the URL with any password replaced.
+    pub fn redacted(&self) -> String {
+        match Url::parse(self.url.expose_secret()) {
+            Ok(mut url) if url.password().is_some() => {
+                let _ = url.set_password(Some("***"));
+                url.to_string()
+            }
+            Ok(url) => url.to_string(),
+            Err(_) => "<unparsable url>".into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+#[derive(Clone)]
+pub struct GitHubSettings {
+    pub app_id: u64,
+    pub private_key: EncodingKey,
+    pub api_url: Url,
+    pub graphql_url: Url,
+    pub limits: GovernorSettings,
+}
+
+impl std::fmt::Debug for GitHubSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitHubSettings")
+            .field("app_id", &self.app_id)
+            .field("private_key", &"<redacted>")
+            .field("api_url", &self.api_url.as_str())
+            .field("graphql_url", &self.graphql_url.as_str())
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+/// The rate governor's knobs. GitHub does not say what its secondary limits
+/// are counted per, so we count them per token and let operators tune them.
+#[derive(Debug, Clone)]
+pub struct GovernorSettings {
+    /// Fraction of each budget kept for webhook-driven refreshes.
+    pub reserve_fraction: f64,
+    pub rest_points_per_minute: u32,
+    pub graphql_points_per_minute: u32,
+    pub max_concurrency_per_token: usize,
+}
+
+impl Default for GovernorSettings {
+    fn default() -> Self {
+        Self {
+            reserve_fraction: 0.1,
+            // Below GitHub's documented 900 and 2,000 per minute, with headroom.
+            rest_points_per_minute: 800,
+            graphql_points_per_minute: 1_800,
+            max_concurrency_per_token: 8,
+        }
+    }
+}
+
+/// Webhook secrets, newest first; several during rotation.
+#[derive(Clone, Default)]
+pub struct WebhookSettings {
+    pub secrets: Vec<SecretString>,
+}
+
+impl std::fmt::Debug for WebhookSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WebhookSettings {{ {} secret(s) }}", self.secrets.len())
+    }
+}
+
+#[derive(Clone)]
+pub struct HttpSettings {
+    pub listen: SocketAddr,
+    pub admin_token: Option<SecretString>,
+}
+
+impl std::fmt::Debug for HttpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpSettings")
+            .field("listen", &self.listen)
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SyncSettings {
+    pub interval: Duration,
+    pub stale_after: Duration,
+    pub batch_size: usize,
+    pub redeliver_interval: Duration,
+    /// First wait after a user's fetch failed; doubles with each failure in a row.
+    pub retry_base: Duration,
+    /// Run the scheduler (serve only; tests turn it off to drive passes themselves).
+    pub schedule: bool,
+    /// Installations to prefer when nothing else decides (tests pin one).
+    pub preferred_installation: Option<InstallationId>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    pub filter: String,
+    pub json: bool,
+}
+
+fn duration(var: &'static str, value: &str) -> Result<Duration, ConfigError> {
+    humantime::parse_duration(value.trim())
+        .map_err(|_| bad(var, format!("{value:?} is not a duration (examples: 30m, 12h)")))
+}
+
+fn number<T: std::str::FromStr>(var: &'static str, value: &str) -> Result<T, ConfigError> {
+    value.trim().parse().map_err(|_| bad(var, format!("{value:?} is not a number")))
+}
+
+fn read_key(raw: &RawSettings) -> Result<EncodingKey, ConfigError> {
+    let (var, pem) = match (&raw.github_app_private_key, &raw.github_app_private_key_path) {
+        (Some(inline), _) if !inline.trim().is_empty() => {
+            // `.env` files often carry the PEM on one line with literal `\n`s.
+            let pem = if inline.contains('\n') { inline.clone() } else { inline.replace("\\n", "\n") };
+            ("GITHUB_APP_PRIVATE_KEY", pem)
+        }
+        (_, Some(path)) if !path.trim().is_empty() => {
+            let var = "GITHUB_APP_PRIVATE_KEY_PATH";
+            let pem = std::fs::read_to_string(path)
+                .map_err(|e| bad(var, format!("cannot read {path}: {e}")))?;
+            (var, pem)
+        }
+        _ => {
+            return Err(bad(
+                "GITHUB_APP_PRIVATE_KEY_PATH",
+                "missing (set it, or GITHUB_APP_PRIVATE_KEY, to the App's PEM key)",
+            ));
+        }
+    };
+    let key = EncodingKey::from_rsa_pem(pem.as_bytes())
+        .map_err(|_| bad(var, "not an RSA private key in PEM form"))?;
+    // Sign once now, so a key that parses but cannot sign stops startup, not the first request.
+    crate::github::sign_test_jwt(&key).map_err(|e| bad(var, format!("cannot sign with this key: {e}")))?;
+    Ok(key)
+}
+
+/// `…/api/v3` (GitHub Enterprise Server) → `…/api/graphql`; else `<api>/graphql`.
+pub fn derive_graphql_url(api: &Url) -> Url {
+    let path = api.path().trim_end_matches('/');
+    let mut url = api.clone();
+    if let Some(prefix) = path.strip_suffix("/api/v3") {
+        url.set_path(&format!("{prefix}/api/graphql"));
+    } else {
+        url.set_path(&format!("{path}/graphql"));
+    }
+    url
+}
+
+fn parse_url(var: &'static str, value: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(value.trim()).map_err(|e| bad(var, format!("{value:?} is not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad(var, format!("{value:?} must be an http or https URL")));
+    }
+    Ok(url)
+}
+
+fn github(raw: &RawSettings) -> Result<GitHubSettings, ConfigError> {
+    let app_id = match raw.github_app_id.as_deref() {
+        None | Some("") => return Err(bad("GITHUB_APP_ID", "missing (the App's numeric id)")),
+        Some(v) => number::<u64>("GITHUB_APP_ID", v)?,
+    };
+    let private_key = read_key(raw)?;
+    let api_url = parse_url("GITHUB_API_URL", raw.github_api_url.as_deref().unwrap_or("https://api.github.com"))?;
+    let graphql_url = match raw.github_graphql_url.as_deref() {
+        Some(v) if !v.is_empty() => parse_url("GITHUB_GRAPHQL_URL", v)?,
+        _ => derive_graphql_url(&api_url),
+    };
+    let mut limits = GovernorSettings::default();
+    if let Some(v) = &raw.ghsync_rate_reserve {
+        let f: f64 = number("GHSYNC_RATE_RESERVE", v)?;
+        if !(0.0..0.9).contains(&f) {
+            return Err(bad("GHSYNC_RATE_RESERVE", format!("{v:?} must be a fraction from 0 to 0.9")));
+        }
+        limits.reserve_fraction = f;
+    }
+    if let Some(v) = &raw.ghsync_rest_points_per_minute {
+        limits.rest_points_per_minute = positive("GHSYNC_REST_POINTS_PER_MINUTE", v)?;
+    }
+    if let Some(v) = &raw.ghsync_graphql_points_per_minute {
+        limits.graphql_points_per_minute = positive("GHSYNC_GRAPHQL_POINTS_PER_MINUTE", v)?;
+    }
+    if let Some(v) = &raw.ghsync_max_concurrency_per_token {
+        limits.max_concurrency_per_token = positive::<u32>("GHSYNC_MAX_CONCURRENCY_PER_TOKEN", v)? as usize;
+    }
+    Ok(GitHubSettings { app_id, private_key, api_url, graphql_url, limits })
+}
+
+fn positive<T: std::str::FromStr + PartialOrd + Default>(var: &'static str, v: &str) -> Result<T, ConfigError> {
+    let n: T = number(var, v)?;
+    if n <= T::default() {
+        return Err(bad(var, format!("{v:?} must be greater than zero")));
+    }
+    Ok(n)
+}
+
+impl Settings {
+    /// Parses everything once. `needs` says which credentials this command requires.
+    pub fn load(raw: &RawSettings, needs: Needs) -> Result<Settings, ConfigError> {
+        let db_url = raw.database_url.clone().unwrap_or_else(|| "sqlite://ghsync.db".into());
+        if !(db_url.starts_with("sqlite:") || db_url.starts_with("postgres://") || db_url.starts_with("postgresql://")) {
+            return Err(bad("DATABASE_URL", "must start with sqlite:// or postgres://"));
+        }
+        let github = match needs {
+            Needs::DatabaseOnly => None,
+            _ => Some(github(raw)?),
+        };
+        let secrets: Vec<SecretString> = raw
+            .github_webhook_secret
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| SecretString::from(s.to_owned()))
+            .collect();
+        if needs == Needs::Everything && secrets.is_empty() {
+            return Err(bad("GITHUB_WEBHOOK_SECRET", "missing (the App's webhook secret; several comma-separated while rotating)"));
+        }
+        let listen = raw.ghsync_listen.as_deref().unwrap_or("0.0.0.0:8080");
+        let listen: SocketAddr = listen
+            .trim()
+            .parse()
+            .map_err(|_| bad("GHSYNC_LISTEN", format!("{listen:?} is not an address like 0.0.0.0:8080")))?;
+        let interval = duration("GHSYNC_SYNC_INTERVAL", raw.ghsync_sync_interval.as_deref().unwrap_or("12h"))?;
+        if interval < Duration::from_secs(60) {
+            return Err(bad("GHSYNC_SYNC_INTERVAL", "must be at least 1m"));
+        }
+        let stale_after = match raw.ghsync_stale_after.as_deref() {
+            Some(v) if !v.is_empty() => duration("GHSYNC_STALE_AFTER", v)?,
+            _ => interval,
+        };
+        let batch_size = match raw.ghsync_batch_size.as_deref() {
+            Some(v) => positive::<u32>("GHSYNC_BATCH_SIZE", v)? as usize,
+            None => 100,
+        };
+        if batch_size > 1000 {
+            return Err(bad("GHSYNC_BATCH_SIZE", "must be at most 1000"));
+        }
+        let redeliver_interval =
+            duration("GHSYNC_REDELIVER_INTERVAL", raw.ghsync_redeliver_interval.as_deref().unwrap_or("10m"))?;
+        let json = match raw.ghsync_log_format.as_deref().unwrap_or("text") {
+            "json" => true,
+            "text" | "" => false,
+            other => return Err(bad("GHSYNC_LOG_FORMAT", format!("{other:?} must be text or json"))),
+        };
+        let admin_token = raw
+            .ghsync_admin_token
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|t| SecretString::from(t.to_owned()));
+        Ok(Settings {
+            database: DatabaseSettings { url: SecretString::from(db_url) },
+            github,
+            webhook: WebhookSettings { secrets },
+            http: HttpSettings { listen, admin_token },
+            sync: SyncSettings {
+                interval,
+                stale_after,
+                batch_size,
+                redeliver_interval,
+                retry_base: Duration::from_secs(60),
+                schedule: true,
+                preferred_installation: None,
+            },
+            log: LogSettings { filter: raw.ghsync_log.clone().unwrap_or_else(|| "info".into()), json },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw() -> RawSettings {
+        RawSettings {
+            github_app_id: Some("42".into()),
+            github_app_private_key_path: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo-app-key.pem").into()),
+            github_webhook_secret: Some("one, two".into()),
+            ..RawSettings::default()
+        }
+    }
+
+    fn error_of(raw: RawSettings) -> String {
+        Settings::load(&raw, Needs::Everything).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let s = Settings::load(&raw(), Needs::Everything).unwrap();
+        assert_eq!(s.sync.interval, Duration::from_secs(12 * 3600));
+        assert_eq!(s.sync.stale_after, s.sync.interval);
+        assert_eq!(s.sync.batch_size, 100);
+        assert_eq!(s.http.listen.to_string(), "0.0.0.0:8080");
+        assert_eq!(s.webhook.secrets.len(), 2);
+        let gh = s.github.unwrap();
+        assert_eq!(gh.graphql_url.as_str(), "https://api.github.com/graphql");
+        assert!(!format!("{:?}", gh).contains("PRIVATE"));
+    }
+
+    #[test]
+    fn each_bad_setting_is_named_in_one_line() {
+        let cases: Vec<(fn(&mut RawSettings), &str)> = vec![
+            (|r| r.github_app_id = Some("abc".into()), "GITHUB_APP_ID: \"abc\" is not a number"),
+            (|r| r.github_app_id = None, "GITHUB_APP_ID: missing"),
+            (|r| r.github_app_private_key_path = Some("/nope.pem".into()), "GITHUB_APP_PRIVATE_KEY_PATH: cannot read /nope.pem"),
+            (|r| { r.github_app_private_key = Some("hello".into()) }, "GITHUB_APP_PRIVATE_KEY: not an RSA private key"),
+            (|r| r.ghsync_sync_interval = Some("12x".into()), "GHSYNC_SYNC_INTERVAL: \"12x\" is not a duration"),
+            (|r| r.ghsync_batch_size = Some("0".into()), "GHSYNC_BATCH_SIZE"),
+            (|r| r.ghsync_listen = Some("here".into()), "GHSYNC_LISTEN"),
+            (|r| r.github_webhook_secret = Some(" , ".into()), "GITHUB_WEBHOOK_SECRET: missing"),
+            (|r| r.database_url = Some("mysql://x".into()), "DATABASE_URL"),
+            (|r| r.github_api_url = Some("ftp://x".into()), "GITHUB_API_URL"),
+        ];
+        for (edit, expected) in cases {
+            let mut r = raw();
+            edit(&mut r);
+            let message = error_of(r);
+            assert!(message.starts_with(expected), "{message:?} should start with {expected:?}");
+            assert!(!message.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn enterprise_server_graphql_url_is_derived() {
+        let ghes = Url::parse("https://ghe.example.com/api/v3").unwrap();
+        assert_eq!(derive_graphql_url(&ghes).as_str(), "https://ghe.example.com/api/graphql");
+        let fake = Url::parse("http://127.0.0.1:9999").unwrap();
+        assert_eq!(derive_graphql_url(&fake).as_str(), "http://127.0.0.1:9999/graphql");
+    }
+
+    #[test]
+    fn migrate_needs_no_github_credentials() {
+        assert!(Settings::load(&RawSettings::default(), Needs::DatabaseOnly).is_ok());
+    }
+
+    #[test]
+    fn the_database_password_never_reaches_debug_output() {
+        let mut r = raw();
+        r.database_url = Some("postgres://app:hunter2@db:5432/ghsync".into());
+        let s = Settings::load(&r, Needs::DatabaseOnly).unwrap();
+        assert!(!format!("{:?}", s).contains("hunter2"));
+    }
+}

@@ -1,0 +1,163 @@
+//! Installation-token REST routes: `GET /user/{id}`, `GET /users/{login}`
+//! (with ETag / `If-None-Match`) and the free `GET /rate_limit`.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::Utc;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::auth::{TokenCtx, token_gate};
+use super::faults::{BucketView, Charge, Resource};
+use super::server::{json_body, json_resp, rate_headers, rest_rate_limited, set_header};
+use super::state::{SharedRef, State};
+use super::user::{FakeUser, rest_user};
+
+type Shared = web::Data<SharedRef>;
+
+const DOC_BY_ID: &str = "https://docs.github.com/rest/users/users#get-a-user-using-their-id";
+const DOC_BY_LOGIN: &str = "https://docs.github.com/rest/users/users#get-a-user";
+
+/// `GET /user/{account_id}`: the durable-id lookup.
+pub async fn get_user(shared: Shared, req: HttpRequest, path: web::Path<String>) -> HttpResponse {
+    let ctx = match token_gate(&shared, &req, "get_user", Resource::Core).await {
+        Ok(ctx) => ctx,
+        Err(resp) => return resp,
+    };
+    let id: Option<i64> = path.parse().ok();
+    serve_user(&ctx, &req, DOC_BY_ID, |st| {
+        id.and_then(|id| st.users.get(&id)).cloned()
+    })
+}
+
+/// `GET /users/{username}`: login lookup, case-insensitive like GitHub.
+pub async fn get_user_by_login(
+    shared: Shared,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> HttpResponse {
+    let ctx = match token_gate(&shared, &req, "get_user_by_login", Resource::Core).await {
+        Ok(ctx) => ctx,
+        Err(resp) => return resp,
+    };
+    serve_user(&ctx, &req, DOC_BY_LOGIN, |st| {
+        st.user_by_login(&path).cloned()
+    })
+}
+
+/// GitHub's ETags are token-specific (GitHub Support: "ETags are auth token
+/// specific"), so the token is hashed in: a 304 only helps within one
+/// token's lifetime, exactly as on github.com.
+fn etag(token: &str, body: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(token.as_bytes());
+    h.update([0u8]);
+    h.update(body.as_bytes());
+    format!("W/\"{}\"", hex::encode(h.finalize()))
+}
+
+/// Does `If-None-Match` (a list, possibly weak, possibly `*`) match `tag`?
+fn matches_etag(req: &HttpRequest, tag: &str) -> bool {
+    let Some(v) = req
+        .headers()
+        .get("if-none-match")
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let bare = |s: &str| s.trim().trim_start_matches("W/").to_string();
+    v.split(',')
+        .any(|t| t.trim() == "*" || bare(t) == bare(tag))
+}
+
+/// Shared body of the two user routes: exhaustion check, conditional
+/// request, charge, answer.
+fn serve_user(
+    ctx: &TokenCtx,
+    req: &HttpRequest,
+    doc: &str,
+    lookup: impl FnOnce(&State) -> Option<FakeUser>,
+) -> HttpResponse {
+    let now = Utc::now();
+    let inst = ctx.installation_id;
+    let mut st = ctx.shared.lock();
+    let user = lookup(&st);
+    let body = user.as_ref().map(|u| rest_user(u).to_string());
+    let tag = body.as_deref().map(|b| etag(&ctx.token, b));
+    // A 304 is free, but only if there is budget left to answer at all.
+    if st.peek(inst, Resource::Core, now).remaining > 0
+        && let Some(tag) = tag.as_deref().filter(|t| matches_etag(req, t))
+    {
+        let view = st.peek(inst, Resource::Core, now);
+        return not_modified(tag, &view);
+    }
+    let view = match st.charge(inst, Resource::Core, 1, now) {
+        Charge::Ok(view) => view,
+        Charge::Limited(view) => return rest_rate_limited(inst, &view),
+    };
+    let mut resp = match (body, tag) {
+        (Some(body), Some(tag)) => {
+            st.stats.rest_user_fetches += 1;
+            let mut resp = json_body(200, body);
+            set_header(&mut resp, "etag", &tag);
+            resp
+        }
+        _ => json_resp(
+            404,
+            &json!({ "message": "Not Found", "documentation_url": doc, "status": "404" }),
+        ),
+    };
+    set_header(
+        &mut resp,
+        "cache-control",
+        "private, max-age=60, s-maxage=60",
+    );
+    set_header(
+        &mut resp,
+        "vary",
+        "Accept, Authorization, Cookie, X-GitHub-OTP",
+    );
+    rate_headers(&mut resp, &view);
+    resp
+}
+
+fn not_modified(tag: &str, view: &BucketView) -> HttpResponse {
+    let mut resp = HttpResponse::NotModified().finish();
+    set_header(&mut resp, "etag", tag);
+    set_header(
+        &mut resp,
+        "cache-control",
+        "private, max-age=60, s-maxage=60",
+    );
+    set_header(
+        &mut resp,
+        "vary",
+        "Accept, Authorization, Cookie, X-GitHub-OTP",
+    );
+    rate_headers(&mut resp, view);
+    resp
+}
+
+/// `GET /rate_limit`: both buckets, never charged (GitHub: "does not count
+/// against your primary rate limit").
+pub async fn rate_limit(shared: Shared, req: HttpRequest) -> HttpResponse {
+    let ctx = match token_gate(&shared, &req, "rate_limit", Resource::Core).await {
+        Ok(ctx) => ctx,
+        Err(resp) => return resp,
+    };
+    let now = Utc::now();
+    let (core, graphql) = {
+        let mut st = ctx.shared.lock();
+        (
+            st.peek(ctx.installation_id, Resource::Core, now),
+            st.peek(ctx.installation_id, Resource::Graphql, now),
+        )
+    };
+    let entry = |v: &BucketView| json!({ "limit": v.limit, "used": v.used, "remaining": v.remaining, "reset": v.reset });
+    let body = json!({
+        "resources": { "core": entry(&core), "graphql": entry(&graphql) },
+        "rate": entry(&core),
+    });
+    let mut resp = json_resp(200, &body);
+    rate_headers(&mut resp, &core);
+    resp
+}

@@ -1,0 +1,182 @@
+//! The transport: every request to GitHub goes through `send`, on octocrab's
+//! HTTP client with no authentication of its own, no retries and no cache.
+//! We drop to octocrab's raw `execute` because its typed calls hide headers
+//! (we need every `x-ratelimit-*`), retry on their own (the governor alone
+//! decides), and only authenticate requests to api.github.com (GitHub
+//! Enterprise Server and our fake would go unauthenticated).
+
+use bytes::Bytes;
+use chrono::{DateTime, TimeZone, Utc};
+use http::{HeaderMap, Method, Request};
+use http_body_util::BodyExt;
+use std::time::Duration;
+
+use super::errors::GitHubError;
+use super::governor::Observation;
+
+/// GitHub gives up on itself after 10 s; we wait a little longer, then call it a timeout.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+const API_VERSION: &str = "2022-11-28";
+const USER_AGENT: &str = concat!("ghsync/", env!("CARGO_PKG_VERSION"));
+
+/// A raw answer: status, headers, body.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    fn header_i64(&self, name: &str) -> Option<i64> {
+        self.header(name).and_then(|v| v.trim().parse().ok())
+    }
+
+    /// GitHub's `{"message": …}`, if the body has one.
+    pub fn message(&self) -> String {
+        serde_json::from_slice::<serde_json::Value>(&self.body)
+            .ok()
+            .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
+            .unwrap_or_default()
+    }
+
+    /// What this answer tells the rate governor.
+    pub fn observation(&self) -> Observation {
+        let secondary = matches!(self.status, 403 | 429) && self.message().to_ascii_lowercase().contains("secondary rate limit");
+        Observation {
+            status: self.status,
+            limit: self.header_i64("x-ratelimit-limit"),
+            remaining: self.header_i64("x-ratelimit-remaining"),
+            reset: self.header_i64("x-ratelimit-reset").and_then(|s| Utc.timestamp_opt(s, 0).single()),
+            retry_after: self.header_i64("retry-after").map(|s| Duration::from_secs(s.max(0) as u64)),
+            secondary,
+            graphql_rate_limited: false,
+        }
+    }
+
+    pub fn reset_at(&self) -> Option<DateTime<Utc>> {
+        self.observation().reset
+    }
+
+    /// Turns a non-success answer into the error the callers branch on.
+    pub fn classify(self) -> Result<Answer, GitHubError> {
+        match self.status {
+            200..=299 | 304 => Ok(self),
+            401 => Err(GitHubError::Unauthorized),
+            404 => Err(GitHubError::NotFound),
+            403 | 429 => {
+                let obs = self.observation();
+                if obs.remaining == Some(0) && !obs.secondary {
+                    let reset_at = obs.reset.unwrap_or_else(|| Utc::now() + chrono::Duration::minutes(1));
+                    Err(GitHubError::RateLimited { reset_at })
+                } else if obs.secondary || obs.retry_after.is_some() {
+                    Err(GitHubError::SecondaryLimit { retry_after: obs.retry_after })
+                } else {
+                    Err(GitHubError::Forbidden(self.message()))
+                }
+            }
+            500..=599 => Err(GitHubError::Server(self.status)),
+            status => Err(GitHubError::Unexpected { status, message: self.message() }),
+        }
+    }
+}
+
+pub struct Transport {
+    octocrab: octocrab::Octocrab,
+}
+
+impl Transport {
+    pub fn new() -> Result<Self, GitHubError> {
+        let octocrab = octocrab::OctocrabBuilder::new()
+            .set_connect_timeout(Some(Duration::from_secs(10)))
+            .set_read_timeout(Some(REQUEST_TIMEOUT))
+            .build()
+            .map_err(|e| GitHubError::Transport(e.to_string()))?;
+        Ok(Self { octocrab })
+    }
+
+    /// Sends one request with the given bearer credential. Never retries.
+    pub async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        bearer: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Answer, GitHubError> {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(url)
+            .header(http::header::ACCEPT, "application/vnd.github+json")
+            .header("x-github-api-version", API_VERSION)
+            .header(http::header::USER_AGENT, USER_AGENT);
+        let mut auth = http::HeaderValue::from_str(&format!("Bearer {bearer}"))
+            .map_err(|_| GitHubError::Transport("credential is not a valid header value".into()))?;
+        auth.set_sensitive(true);
+        builder = builder.header(http::header::AUTHORIZATION, auth);
+        if body.is_some() {
+            builder = builder.header(http::header::CONTENT_TYPE, "application/json");
+        }
+        let request = builder
+            .body(String::from_utf8(body.unwrap_or_default()).unwrap_or_default())
+            .map_err(|e| GitHubError::Transport(e.to_string()))?;
+        let exchange = async {
+            let response = self.octocrab.execute(request).await.map_err(|e| GitHubError::Transport(e.to_string()))?;
+            let (parts, body) = response.into_parts();
+            let body = body.collect().await.map_err(|e| GitHubError::Transport(e.to_string()))?.to_bytes();
+            Ok(Answer { status: parts.status.as_u16(), headers: parts.headers, body })
+        };
+        tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+            .await
+            .unwrap_or_else(|_| Err(GitHubError::Transport(format!("no answer within {REQUEST_TIMEOUT:?}"))))
+    }
+}
+
+/// The page count from a `Link` header's `rel="last"` (GitHub's page-number pagination).
+pub fn last_page(headers: &HeaderMap) -> Option<u32> {
+    let link = headers.get("link")?.to_str().ok()?;
+    link.split(',').find(|part| part.contains("rel=\"last\"")).and_then(|part| {
+        let url = part.trim().trim_start_matches('<').split('>').next()?;
+        let url = url::Url::parse(url).ok()?;
+        url.query_pairs().find(|(k, _)| k == "page").and_then(|(_, v)| v.parse().ok())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, headers: &[(&'static str, &str)], body: &str) -> Answer {
+        let mut map = HeaderMap::new();
+        for (k, v) in headers {
+            map.insert(*k, v.parse().unwrap());
+        }
+        Answer { status, headers: map, body: Bytes::from(body.to_owned()) }
+    }
+
+    #[test]
+    fn a_403_with_nothing_left_is_the_primary_limit() {
+        let a = answer(403, &[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "1900000000")], r#"{"message":"API rate limit exceeded for installation ID 1."}"#);
+        assert!(matches!(a.classify(), Err(GitHubError::RateLimited { .. })));
+    }
+
+    #[test]
+    fn a_403_naming_the_secondary_limit_or_with_retry_after_is_secondary() {
+        let a = answer(403, &[("x-ratelimit-remaining", "4000")], r#"{"message":"You have exceeded a secondary rate limit."}"#);
+        assert!(matches!(a.classify(), Err(GitHubError::SecondaryLimit { retry_after: None })));
+        let b = answer(429, &[("retry-after", "7")], "{}");
+        assert!(matches!(b.classify(), Err(GitHubError::SecondaryLimit { retry_after: Some(d) }) if d.as_secs() == 7));
+        let c = answer(403, &[], r#"{"message":"Resource not accessible by integration"}"#);
+        assert!(matches!(c.classify(), Err(GitHubError::Forbidden(m)) if m.contains("not accessible")));
+    }
+
+    #[test]
+    fn the_last_page_is_read_from_githubs_absolute_links() {
+        let a = answer(200, &[("link", "<https://api.github.com/app/installations?per_page=100&page=2>; rel=\"next\", <https://api.github.com/app/installations?per_page=100&page=34>; rel=\"last\"")], "[]");
+        assert_eq!(last_page(&a.headers), Some(34));
+        assert_eq!(last_page(&HeaderMap::new()), None);
+    }
+}

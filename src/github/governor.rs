@@ -1,0 +1,392 @@
+//! The rate governor: the only code that decides whether a request may go.
+//! GitHub's budgets belong to the installation (a refreshed token inherits
+//! its predecessor's), so state is kept per installation and resource. Before
+//! a request it takes a concurrency slot and a pacing cell for the token, then
+//! admits or refuses the request against what the last answers said; after
+//! the answer it records the `x-ratelimit-*` headers and any pause.
+
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::config::GovernorSettings;
+use crate::domain::InstallationId;
+use crate::store::RateLimitRecord;
+
+/// GitHub: without `retry-after`, "wait for at least one minute" after a secondary limit.
+const SECONDARY_FLOOR: Duration = Duration::from_secs(60);
+/// Repeated secondary limits back off exponentially up to this.
+const SECONDARY_CAP: Duration = Duration::from_secs(15 * 60);
+/// What an installation gets before GitHub tells us otherwise (its documented minimum).
+const ASSUMED_LIMIT: i64 = 5_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Resource {
+    Core,
+    Graphql,
+}
+
+impl Resource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Core => "core",
+            Self::Graphql => "graphql",
+        }
+    }
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "core" => Some(Self::Core),
+            "graphql" => Some(Self::Graphql),
+            _ => None,
+        }
+    }
+}
+
+/// Webhook-driven refreshes may spend the reserve; background passes may not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    Webhook,
+    Background,
+}
+
+/// Why a request may not go now, and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// In a secondary-limit pause (`retry-after`).
+    Paused(DateTime<Utc>),
+    /// The budget (less the reserve) is spent until the window resets.
+    Exhausted(DateTime<Utc>),
+    /// The budget is unknown and one request is already finding it out.
+    Probing,
+    /// The token is at its concurrency or pace limit right now (asked not to wait).
+    Busy,
+}
+
+impl Refusal {
+    pub fn until(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        match self {
+            Self::Paused(t) | Self::Exhausted(t) => *t,
+            Self::Probing | Self::Busy => now + ChronoDuration::milliseconds(100),
+        }
+    }
+}
+
+/// What one answer told us.
+#[derive(Debug, Clone, Default)]
+pub struct Observation {
+    pub status: u16,
+    pub limit: Option<i64>,
+    pub remaining: Option<i64>,
+    pub reset: Option<DateTime<Utc>>,
+    pub retry_after: Option<Duration>,
+    /// A 403/429 whose message names the secondary limit.
+    pub secondary: bool,
+    /// GraphQL's HTTP-200 `RATE_LIMITED` error.
+    pub graphql_rate_limited: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Bucket {
+    limit: i64,
+    remaining: i64,
+    reset_at: DateTime<Utc>,
+    known: bool,
+    probing: bool,
+}
+
+impl Bucket {
+    fn unknown() -> Self {
+        Self { limit: ASSUMED_LIMIT, remaining: ASSUMED_LIMIT, reset_at: DateTime::<Utc>::MIN_UTC, known: false, probing: false }
+    }
+
+    /// GitHub refills the whole budget when the window rolls over.
+    fn roll(&mut self, now: DateTime<Utc>) {
+        if self.known && now >= self.reset_at && self.remaining < self.limit {
+            self.remaining = self.limit;
+        }
+    }
+
+    fn reserve(&self, priority: Priority, fraction: f64) -> i64 {
+        match priority {
+            Priority::Webhook => 0,
+            Priority::Background => (self.limit as f64 * fraction).ceil() as i64,
+        }
+    }
+
+    /// Usable points for this priority right now.
+    fn available(&self, priority: Priority, fraction: f64) -> i64 {
+        self.remaining - self.reserve(priority, fraction)
+    }
+}
+
+struct Slot {
+    core: Bucket,
+    graphql: Bucket,
+    paused_until: Option<DateTime<Utc>>,
+    strikes: u32,
+    concurrency: Arc<Semaphore>,
+    rest_pacer: Arc<DefaultDirectRateLimiter>,
+    graphql_pacer: Arc<DefaultDirectRateLimiter>,
+    dirty: bool,
+}
+
+impl Slot {
+    fn bucket(&mut self, resource: Resource) -> &mut Bucket {
+        match resource {
+            Resource::Core => &mut self.core,
+            Resource::Graphql => &mut self.graphql,
+        }
+    }
+}
+
+fn pacer(per_minute: u32) -> Arc<DefaultDirectRateLimiter> {
+    let per_minute = NonZeroU32::new(per_minute.max(1)).expect("max(1) is non-zero");
+    // A small burst: the per-minute budget is spread, not spent in the first second.
+    let burst = NonZeroU32::new((per_minute.get() / 6).max(1)).expect("max(1) is non-zero");
+    Arc::new(RateLimiter::direct(Quota::per_minute(per_minute).allow_burst(burst)))
+}
+
+/// Holds a token's concurrency slot while a request is in flight.
+pub struct Permit {
+    _slot: OwnedSemaphorePermit,
+}
+
+pub struct Governor {
+    settings: GovernorSettings,
+    slots: Mutex<HashMap<InstallationId, Slot>>,
+}
+
+impl Governor {
+    pub fn new(settings: GovernorSettings) -> Self {
+        Self { settings, slots: Mutex::new(HashMap::new()) }
+    }
+
+    fn with_slot<T>(&self, id: InstallationId, f: impl FnOnce(&mut Slot) -> T) -> T {
+        let mut slots = self.slots.lock().expect("governor poisoned");
+        let slot = slots.entry(id).or_insert_with(|| Slot {
+            core: Bucket::unknown(),
+            graphql: Bucket::unknown(),
+            paused_until: None,
+            strikes: 0,
+            concurrency: Arc::new(Semaphore::new(self.settings.max_concurrency_per_token)),
+            rest_pacer: pacer(self.settings.rest_points_per_minute),
+            graphql_pacer: pacer(self.settings.graphql_points_per_minute),
+            dirty: false,
+        });
+        f(slot)
+    }
+
+    /// Checks the budget and, if it allows, books `cost` points. Never waits.
+    pub fn admit(
+        &self,
+        id: InstallationId,
+        resource: Resource,
+        cost: i64,
+        priority: Priority,
+        now: DateTime<Utc>,
+    ) -> Result<(), Refusal> {
+        let fraction = self.settings.reserve_fraction;
+        self.with_slot(id, |slot| {
+            if let Some(until) = slot.paused_until.filter(|t| *t > now) {
+                return Err(Refusal::Paused(until));
+            }
+            let bucket = slot.bucket(resource);
+            bucket.roll(now);
+            if !bucket.known {
+                // Until an answer tells us the budget, one request at a time finds it out.
+                if bucket.probing {
+                    return Err(Refusal::Probing);
+                }
+                bucket.probing = true;
+                return Ok(());
+            }
+            if bucket.available(priority, fraction) < cost {
+                return Err(Refusal::Exhausted(bucket.reset_at));
+            }
+            bucket.remaining -= cost;
+            Ok(())
+        })
+    }
+
+    /// Takes a concurrency slot and a pacing cell on this installation's token
+    /// (waiting for them if `wait`, else refusing with `Busy` so the caller can
+    /// use another token), then admits. The budget check comes last so that a
+    /// pause that began while we waited is seen.
+    pub async fn acquire(
+        &self,
+        id: InstallationId,
+        resource: Resource,
+        cost: i64,
+        priority: Priority,
+        wait: bool,
+    ) -> Result<Permit, Refusal> {
+        let now = Utc::now();
+        // Fail fast without queueing when the answer is already "no".
+        self.peek(id, resource, cost, priority, now)?;
+        let (semaphore, pacer) = self.with_slot(id, |slot| {
+            let pacer = match resource {
+                Resource::Core => slot.rest_pacer.clone(),
+                Resource::Graphql => slot.graphql_pacer.clone(),
+            };
+            (slot.concurrency.clone(), pacer)
+        });
+        let permit = if wait {
+            let permit = semaphore.acquire_owned().await.expect("governor semaphores are never closed");
+            pacer.until_ready().await;
+            permit
+        } else {
+            let permit = semaphore.try_acquire_owned().map_err(|_| Refusal::Busy)?;
+            pacer.check().map_err(|_| Refusal::Busy)?;
+            permit
+        };
+        self.admit(id, resource, cost, priority, Utc::now())?;
+        Ok(Permit { _slot: permit })
+    }
+
+    /// `admit` without booking anything.
+    pub fn peek(
+        &self,
+        id: InstallationId,
+        resource: Resource,
+        cost: i64,
+        priority: Priority,
+        now: DateTime<Utc>,
+    ) -> Result<i64, Refusal> {
+        let fraction = self.settings.reserve_fraction;
+        self.with_slot(id, |slot| {
+            if let Some(until) = slot.paused_until.filter(|t| *t > now) {
+                return Err(Refusal::Paused(until));
+            }
+            let bucket = slot.bucket(resource);
+            bucket.roll(now);
+            if !bucket.known {
+                return if bucket.probing { Err(Refusal::Probing) } else { Ok(bucket.limit) };
+            }
+            let available = bucket.available(priority, fraction);
+            if available < cost { Err(Refusal::Exhausted(bucket.reset_at)) } else { Ok(available) }
+        })
+    }
+
+    /// Records what an answer said (or that none came: `obs` is `None`).
+    pub fn observe(&self, id: InstallationId, resource: Resource, obs: Option<&Observation>, now: DateTime<Utc>) {
+        self.with_slot(id, |slot| {
+            slot.dirty = true;
+            let bucket = slot.bucket(resource);
+            bucket.probing = false;
+            let Some(obs) = obs else { return };
+            if let (Some(limit), Some(remaining), Some(reset)) = (obs.limit, obs.remaining, obs.reset) {
+                // Within one window, answers to concurrent requests arrive out of order: trust the lowest.
+                if !bucket.known || reset > bucket.reset_at {
+                    bucket.remaining = remaining;
+                } else {
+                    bucket.remaining = bucket.remaining.min(remaining);
+                }
+                bucket.limit = limit;
+                bucket.reset_at = reset;
+                bucket.known = true;
+            }
+            if obs.graphql_rate_limited {
+                bucket.remaining = 0;
+            }
+            let limited = matches!(obs.status, 403 | 429);
+            if limited && obs.remaining == Some(0) && !obs.secondary {
+                bucket.remaining = 0;
+            } else if limited && (obs.secondary || obs.retry_after.is_some()) {
+                slot.strikes += 1;
+                let pause = secondary_pause(obs.retry_after, slot.strikes);
+                slot.paused_until = Some(now + ChronoDuration::from_std(pause).unwrap_or_default());
+            } else if (200..300).contains(&obs.status) || obs.status == 304 || obs.status == 404 {
+                slot.strikes = 0;
+            }
+        })
+    }
+
+    /// The request was not sent after all: give its points back.
+    pub fn refund(&self, id: InstallationId, resource: Resource, cost: i64) {
+        self.with_slot(id, |slot| {
+            let bucket = slot.bucket(resource);
+            if bucket.known {
+                bucket.remaining = (bucket.remaining + cost).min(bucket.limit);
+            }
+            bucket.probing = false;
+        })
+    }
+
+    /// What we know, for health, metrics and the database.
+    pub fn snapshot(&self, now: DateTime<Utc>) -> Vec<RateLimitRecord> {
+        let slots = self.slots.lock().expect("governor poisoned");
+        let mut out = Vec::new();
+        for (id, slot) in slots.iter() {
+            for (resource, bucket) in [(Resource::Core, &slot.core), (Resource::Graphql, &slot.graphql)] {
+                if !bucket.known {
+                    continue;
+                }
+                let mut b = bucket.clone();
+                b.roll(now);
+                out.push(RateLimitRecord {
+                    installation_id: *id,
+                    resource: resource.as_str().into(),
+                    limit: b.limit,
+                    remaining: b.remaining,
+                    reset_at: b.reset_at,
+                    paused_until: slot.paused_until.filter(|t| *t > now),
+                    updated_at: now,
+                });
+            }
+        }
+        out.sort_by_key(|r| (r.installation_id, r.resource.clone()));
+        out
+    }
+
+    /// Records changed since the last call (to save them).
+    pub fn take_dirty(&self, now: DateTime<Utc>) -> Vec<RateLimitRecord> {
+        let dirty: Vec<InstallationId> = {
+            let mut slots = self.slots.lock().expect("governor poisoned");
+            slots.iter_mut().filter(|(_, s)| s.dirty).map(|(id, s)| {
+                s.dirty = false;
+                *id
+            }).collect()
+        };
+        self.snapshot(now).into_iter().filter(|r| dirty.contains(&r.installation_id)).collect()
+    }
+
+    /// Starts from what an earlier process learned, instead of from ignorance.
+    pub fn load(&self, records: &[RateLimitRecord]) {
+        for r in records {
+            let Some(resource) = Resource::parse(&r.resource) else { continue };
+            self.with_slot(r.installation_id, |slot| {
+                let bucket = slot.bucket(resource);
+                if bucket.known && bucket.reset_at >= r.reset_at {
+                    return;
+                }
+                *bucket = Bucket { limit: r.limit, remaining: r.remaining, reset_at: r.reset_at, known: true, probing: false };
+                if r.paused_until > slot.paused_until {
+                    slot.paused_until = r.paused_until;
+                }
+            });
+        }
+    }
+
+    /// The earliest pause or reset among these installations (when to try again).
+    pub fn paused_until(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let slots = self.slots.lock().expect("governor poisoned");
+        slots.values().filter_map(|s| s.paused_until).filter(|t| *t > now).max()
+    }
+}
+
+/// `retry-after` when GitHub gives it, else at least a minute; doubled for
+/// each strike in a row, capped, with up to 20 % jitter so tokens don't return together.
+fn secondary_pause(retry_after: Option<Duration>, strikes: u32) -> Duration {
+    let base = retry_after.unwrap_or(SECONDARY_FLOOR);
+    let factor = 2u32.saturating_pow(strikes.saturating_sub(1).min(10));
+    let pause = base.saturating_mul(factor).min(SECONDARY_CAP.max(base));
+    let jitter = pause.mul_f64(rand::random::<f64>() * 0.2);
+    pause + jitter
+}
+
+#[cfg(test)]
+mod tests;

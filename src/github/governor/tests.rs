@@ -1,0 +1,114 @@
+use super::*;
+
+fn id(n: i64) -> InstallationId {
+    InstallationId::new(n).unwrap()
+}
+
+fn governor() -> Governor {
+    Governor::new(GovernorSettings { reserve_fraction: 0.1, ..GovernorSettings::default() })
+}
+
+fn answer(limit: i64, remaining: i64, reset: DateTime<Utc>) -> Observation {
+    Observation { status: 200, limit: Some(limit), remaining: Some(remaining), reset: Some(reset), ..Default::default() }
+}
+
+#[test]
+fn an_unknown_budget_is_probed_by_one_request_at_a_time() {
+    let g = governor();
+    let now = Utc::now();
+    assert!(g.admit(id(1), Resource::Core, 1, Priority::Background, now).is_ok());
+    assert_eq!(g.admit(id(1), Resource::Core, 1, Priority::Background, now), Err(Refusal::Probing));
+    g.observe(id(1), Resource::Core, Some(&answer(100, 99, now + ChronoDuration::hours(1))), now);
+    assert!(g.admit(id(1), Resource::Core, 1, Priority::Background, now).is_ok());
+}
+
+#[test]
+fn background_work_leaves_the_reserve_for_webhooks() {
+    let g = governor();
+    let now = Utc::now();
+    let reset = now + ChronoDuration::hours(1);
+    g.admit(id(1), Resource::Core, 1, Priority::Background, now).unwrap();
+    g.observe(id(1), Resource::Core, Some(&answer(100, 12, reset)), now);
+    // reserve = 10: two background points left, then only webhooks.
+    assert!(g.admit(id(1), Resource::Core, 1, Priority::Background, now).is_ok());
+    assert!(g.admit(id(1), Resource::Core, 1, Priority::Background, now).is_ok());
+    assert_eq!(g.admit(id(1), Resource::Core, 1, Priority::Background, now), Err(Refusal::Exhausted(reset)));
+    assert!(g.admit(id(1), Resource::Core, 1, Priority::Webhook, now).is_ok());
+}
+
+#[test]
+fn an_exhausted_budget_is_refused_until_its_reset_then_refilled() {
+    let g = governor();
+    let now = Utc::now();
+    let reset = now + ChronoDuration::seconds(30);
+    g.admit(id(1), Resource::Graphql, 1, Priority::Webhook, now).unwrap();
+    g.observe(id(1), Resource::Graphql, Some(&answer(50, 0, reset)), now);
+    assert_eq!(g.admit(id(1), Resource::Graphql, 1, Priority::Webhook, now), Err(Refusal::Exhausted(reset)));
+    assert!(g.admit(id(1), Resource::Graphql, 1, Priority::Webhook, reset + ChronoDuration::seconds(1)).is_ok());
+    // The other resource and other installations have their own budgets.
+    assert!(g.admit(id(2), Resource::Graphql, 1, Priority::Webhook, now).is_ok());
+}
+
+#[test]
+fn out_of_order_answers_never_raise_the_budget_within_a_window() {
+    let g = governor();
+    let now = Utc::now();
+    let reset = now + ChronoDuration::hours(1);
+    g.admit(id(1), Resource::Core, 1, Priority::Webhook, now).unwrap();
+    g.observe(id(1), Resource::Core, Some(&answer(100, 40, reset)), now);
+    g.observe(id(1), Resource::Core, Some(&answer(100, 45, reset)), now);
+    assert_eq!(g.snapshot(now)[0].remaining, 40);
+    // A new window replaces the old figure.
+    g.observe(id(1), Resource::Core, Some(&answer(100, 99, reset + ChronoDuration::hours(1))), now);
+    assert_eq!(g.snapshot(now)[0].remaining, 99);
+}
+
+#[test]
+fn a_secondary_limit_pauses_the_token_for_retry_after_then_longer() {
+    let g = governor();
+    let now = Utc::now();
+    let hit = Observation { status: 403, retry_after: Some(Duration::from_secs(5)), secondary: true, ..Default::default() };
+    g.observe(id(1), Resource::Core, Some(&hit), now);
+    let Err(Refusal::Paused(until)) = g.admit(id(1), Resource::Graphql, 1, Priority::Webhook, now) else {
+        panic!("a paused token must refuse every resource");
+    };
+    let secs = (until - now).num_milliseconds();
+    assert!((5_000..=6_000).contains(&secs), "{secs}");
+    g.observe(id(1), Resource::Core, Some(&hit), until);
+    let Err(Refusal::Paused(second)) = g.admit(id(1), Resource::Core, 1, Priority::Webhook, until) else { panic!() };
+    assert!((second - until).num_milliseconds() >= 10_000, "the second strike waits twice as long");
+}
+
+#[test]
+fn without_retry_after_a_secondary_limit_waits_at_least_a_minute() {
+    let pause = secondary_pause(None, 1);
+    assert!(pause >= Duration::from_secs(60) && pause <= Duration::from_secs(72));
+    assert!(secondary_pause(None, 30) <= SECONDARY_CAP.mul_f64(1.2));
+}
+
+#[test]
+fn a_primary_403_empties_the_bucket_without_pausing_the_token() {
+    let g = governor();
+    let now = Utc::now();
+    let reset = now + ChronoDuration::minutes(10);
+    let hit = Observation { status: 403, limit: Some(5000), remaining: Some(0), reset: Some(reset), ..Default::default() };
+    g.admit(id(1), Resource::Core, 1, Priority::Webhook, now).unwrap();
+    g.observe(id(1), Resource::Core, Some(&hit), now);
+    assert_eq!(g.admit(id(1), Resource::Core, 1, Priority::Webhook, now), Err(Refusal::Exhausted(reset)));
+    assert!(g.admit(id(1), Resource::Graphql, 1, Priority::Webhook, now).is_ok());
+}
+
+#[test]
+fn what_one_process_learned_the_next_one_starts_from() {
+    let g = governor();
+    let now = Utc::now();
+    let reset = now + ChronoDuration::minutes(10);
+    g.admit(id(7), Resource::Core, 1, Priority::Webhook, now).unwrap();
+    g.observe(id(7), Resource::Core, Some(&answer(5000, 0, reset)), now);
+    let saved = g.take_dirty(now);
+    assert_eq!(saved.len(), 1);
+    assert!(g.take_dirty(now).is_empty(), "nothing changed since");
+    let next = governor();
+    next.load(&saved);
+    assert_eq!(next.admit(id(7), Resource::Core, 1, Priority::Webhook, now), Err(Refusal::Exhausted(reset)));
+}

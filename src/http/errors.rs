@@ -1,0 +1,80 @@
+//! `ApiError`: every API failure as `{"error": "…"}` with its status. A 500's
+//! body says nothing inside; its cause chain goes to the log.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+
+use crate::domain::RunId;
+use crate::github::GitHubError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("missing or wrong bearer token")]
+    Unauthorized,
+    #[error("the admin API is disabled: set GHSYNC_ADMIN_TOKEN to enable it")]
+    Forbidden,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{message}")]
+    Conflict { message: String, run_id: Option<RunId> },
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("GitHub: {0}")]
+    BadGateway(String),
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ApiError::NotFound("not found".into()),
+            StoreError::Unavailable(m) => ApiError::Unavailable(format!("database unavailable: {m}")),
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+impl From<GitHubError> for ApiError {
+    fn from(e: GitHubError) -> Self {
+        match e {
+            GitHubError::Blocked { .. } | GitHubError::RateLimited { .. } | GitHubError::SecondaryLimit { .. } => {
+                ApiError::Unavailable(e.to_string())
+            }
+            other => ApiError::BadGateway(other.to_string()),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let Self::Internal(e) = self {
+            tracing::error!(error.cause_chain = ?e, error.message = %e, "request failed");
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        if matches!(self, Self::Unauthorized) {
+            response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        let body = match self {
+            Self::Conflict { message, run_id } => serde_json::json!({ "error": message, "run_id": run_id }),
+            other => serde_json::json!({ "error": other.to_string() }),
+        };
+        response.json(body)
+    }
+}

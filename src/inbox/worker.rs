@@ -1,0 +1,112 @@
+//! The inbox worker: claim pending deliveries under a lease, apply each, then
+//! mark it done or ignored, schedule a retry with backoff, or park it as
+//! failed after `MAX_ATTEMPTS`. A crashed process's leases expire and its
+//! deliveries are claimed again, so nothing answered is lost.
+
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::apply::{ApplyError, ApplyOutcome, apply};
+use crate::metrics::Metrics;
+use crate::store::{ClaimedDelivery, DeliveryState, Store, StoreResult};
+
+/// Tries before a delivery is parked as failed.
+pub const MAX_ATTEMPTS: i32 = 5;
+/// Deliveries claimed at once.
+const CLAIM: usize = 32;
+/// How long a claim holds before another worker may take the delivery over.
+const LEASE: Duration = Duration::from_secs(60);
+/// Looked for work at least this often, even without a wake-up.
+const POLL: Duration = Duration::from_secs(1);
+
+/// Backoff before attempt `attempts + 1`: 2 s, 4 s, 8 s, … capped at 5 minutes.
+pub fn retry_delay(attempts: i32) -> Duration {
+    Duration::from_secs(2u64.saturating_pow(attempts.clamp(1, 20) as u32)).min(Duration::from_secs(300))
+}
+
+#[derive(Clone)]
+pub struct Worker {
+    pub store: Arc<dyn Store>,
+    pub notify: Arc<Notify>,
+    pub refresh: Arc<Notify>,
+    pub metrics: Metrics,
+}
+
+impl Worker {
+    /// Claims and handles one round; returns how many deliveries it handled.
+    pub async fn run_once(&self) -> StoreResult<usize> {
+        let now = Utc::now();
+        let lease_until = now + chrono::Duration::from_std(LEASE).expect("constant");
+        let claimed = self.store.claim_deliveries(CLAIM, now, lease_until).await?;
+        for delivery in &claimed {
+            self.handle(delivery).await?;
+        }
+        Ok(claimed.len())
+    }
+
+    #[tracing::instrument(name = "inbox.apply", skip_all, fields(delivery_id = %delivery.id, event = %delivery.event))]
+    async fn handle(&self, delivery: &ClaimedDelivery) -> StoreResult<()> {
+        let now = Utc::now();
+        let event = delivery.event.as_str();
+        match apply(&self.store, &self.refresh, delivery).await {
+            Ok(ApplyOutcome::Applied(what)) => {
+                tracing::info!(%what, "applied");
+                self.metrics.deliveries.with_label_values(&[event, "applied"]).inc();
+                self.store.finish_delivery(&delivery.id, DeliveryState::Done, None, now).await
+            }
+            Ok(ApplyOutcome::Ignored(why)) => {
+                tracing::debug!(%why, "ignored");
+                self.metrics.deliveries.with_label_values(&[event, "ignored"]).inc();
+                self.store.finish_delivery(&delivery.id, DeliveryState::Ignored, Some(&why), now).await
+            }
+            Err(ApplyError::Permanent(e)) => self.park(delivery, &e.to_string(), now).await,
+            Err(ApplyError::Transient(e)) if delivery.attempts >= MAX_ATTEMPTS => self.park(delivery, &e.to_string(), now).await,
+            Err(ApplyError::Transient(e)) => {
+                let next: DateTime<Utc> = now + chrono::Duration::from_std(retry_delay(delivery.attempts)).expect("bounded");
+                tracing::warn!(error.message = %e, attempts = delivery.attempts, %next, "will retry");
+                self.metrics.deliveries.with_label_values(&[event, "retried"]).inc();
+                self.store.retry_delivery(&delivery.id, &e.to_string(), next).await
+            }
+        }
+    }
+
+    async fn park(&self, delivery: &ClaimedDelivery, error: &str, now: DateTime<Utc>) -> StoreResult<()> {
+        tracing::error!(error.message = %error, attempts = delivery.attempts, "parked as failed");
+        self.metrics.deliveries.with_label_values(&[delivery.event.as_str(), "failed"]).inc();
+        self.store.finish_delivery(&delivery.id, DeliveryState::Failed, Some(error), now).await
+    }
+
+    /// Runs until `shutdown`; a round in progress finishes first.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        while !shutdown.is_cancelled() {
+            // Armed before looking, so a delivery stored meanwhile is not missed.
+            let woken = self.notify.notified();
+            match self.run_once().await {
+                Ok(0) => {}
+                Ok(_) => continue,
+                Err(e) => tracing::error!(error.message = %e, "inbox round failed; will try again"),
+            }
+            tokio::select! {
+                _ = woken => {}
+                _ = tokio::time::sleep(POLL) => {}
+                _ = shutdown.cancelled() => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_exponentially_and_are_capped() {
+        assert_eq!(retry_delay(1), Duration::from_secs(2));
+        assert_eq!(retry_delay(3), Duration::from_secs(8));
+        assert_eq!(retry_delay(30), Duration::from_secs(300));
+    }
+}

@@ -1,0 +1,15 @@
+pub mod app;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod domain;
+pub mod fake_github;
+pub mod github;
+pub mod http;
+pub mod inbox;
+pub mod metrics;
+pub mod shutdown;
+pub mod store;
+pub mod sync;
+pub mod telemetry;
+pub mod webhook;

@@ -1,0 +1,44 @@
+//! `ghsync`: parse the command line, load settings, run the command, and say
+//! in one line what went wrong if it did.
+
+use clap::Parser;
+use ghsync::cli::{Cli, Command};
+use ghsync::commands;
+use ghsync::config::{Needs, Settings};
+
+fn needs(command: &Command) -> Needs {
+    match command {
+        Command::Migrate | Command::Setup(_) | Command::Demo(_) => Needs::DatabaseOnly,
+        Command::Reconcile => Needs::GitHubApp,
+        Command::Serve => Needs::Everything,
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    // `.env` first, so its values reach clap's `env` lookups; real variables win.
+    let _ = dotenvy::dotenv();
+    let cli = Cli::parse();
+    let settings = match Settings::load(&cli.settings, needs(&cli.command)) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("ghsync: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    ghsync::telemetry::init(&settings.log);
+    let outcome = match cli.command {
+        Command::Serve => commands::serve(settings).await,
+        Command::Reconcile => commands::reconcile(settings).await,
+        Command::Migrate => commands::migrate(settings).await,
+        Command::Setup(args) => commands::setup(settings, args).await,
+        Command::Demo(args) => commands::demo(settings, args).await,
+    };
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ghsync: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! The process's Prometheus metrics, in a registry of its own (not the global
+//! one) so that several apps in one test process do not share counters.
+
+use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
+
+#[derive(Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    /// Webhook deliveries by event and outcome (accepted, duplicate, refused_*, applied, ignored, retried, failed).
+    pub deliveries: IntCounterVec,
+    /// Requests to GitHub by resource and HTTP status (`error` when none came back).
+    pub github_requests: IntCounterVec,
+    /// Rate-limit points we spent, by resource.
+    pub github_points: IntCounterVec,
+    /// Profiles fetched by outcome (changed, unchanged, gone, failed).
+    pub profiles: IntCounterVec,
+    /// Inbox depth by state, refreshed at scrape time.
+    pub inbox: IntGaugeVec,
+    /// Users by status, refreshed at scrape time.
+    pub users: IntGaugeVec,
+    /// What the governor knows: remaining points and pause, per installation and resource.
+    pub rate_remaining: IntGaugeVec,
+    pub rate_reset: IntGaugeVec,
+    pub rate_paused_until: IntGaugeVec,
+    /// Reconcile passes by how they ended.
+    pub passes: IntCounterVec,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("metric definitions are static and valid");
+    registry.register(Box::new(c.clone())).expect("each metric is registered once");
+    c
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("metric definitions are static and valid");
+    registry.register(Box::new(g.clone())).expect("each metric is registered once");
+    g
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        Self {
+            deliveries: counter(&registry, "ghsync_webhook_deliveries_total", "Webhook deliveries by event and outcome", &["event", "outcome"]),
+            github_requests: counter(&registry, "ghsync_github_requests_total", "Requests to GitHub by resource and status", &["resource", "status"]),
+            github_points: counter(&registry, "ghsync_github_points_total", "Rate-limit points spent, by resource", &["resource"]),
+            profiles: counter(&registry, "ghsync_profile_syncs_total", "Profile syncs by outcome", &["outcome"]),
+            inbox: gauge(&registry, "ghsync_inbox_deliveries", "Webhook deliveries waiting (pending) or parked (failed)", &["state"]),
+            users: gauge(&registry, "ghsync_users", "Tracked users by status", &["status"]),
+            rate_remaining: gauge(&registry, "ghsync_rate_limit_remaining", "Points left in the current window", &["installation_id", "resource"]),
+            rate_reset: gauge(&registry, "ghsync_rate_limit_reset_timestamp_seconds", "When the window resets", &["installation_id", "resource"]),
+            rate_paused_until: gauge(&registry, "ghsync_rate_limit_paused_until_timestamp_seconds", "Secondary-limit pause end (0 when none)", &["installation_id", "resource"]),
+            passes: counter(&registry, "ghsync_reconcile_passes_total", "Reconcile passes by result", &["result"]),
+            registry,
+        }
+    }
+
+    /// Prometheus text exposition.
+    pub fn render(&self) -> String {
+        use prometheus::Encoder;
+        let mut out = Vec::new();
+        prometheus::TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding into a Vec cannot fail");
+        String::from_utf8(out).expect("prometheus text is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,190 @@
+//! Storage: one trait named after what ghsync does, one module per database.
+//! Both backends share their SQL (sqlx maps `$n` placeholders on SQLite too);
+//! what differs — connection set-up, migrations, `SKIP LOCKED` — stays in the
+//! backend's own file.
+
+mod postgres;
+mod shared;
+mod sqlite;
+mod types;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+
+use crate::config::DatabaseSettings;
+use crate::domain::{
+    DeliveryId, GitHubUserId, InstallationId, InstallationState, Login, ProfileHash, RestProfile, RunId,
+};
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+pub use types::*;
+
+/// What can go wrong in storage, as callers need to tell it apart.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::RowNotFound => StoreError::NotFound,
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+                StoreError::Unavailable(e.to_string())
+            }
+            other => StoreError::Other(other.into()),
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Opens the database named by the settings (creating a SQLite file if
+/// missing) and applies migrations, so a store that exists is ready to use.
+pub async fn open(settings: &DatabaseSettings) -> anyhow::Result<Arc<dyn Store>> {
+    use secrecy::ExposeSecret;
+    let url = settings.url.expose_secret();
+    if settings.is_postgres() {
+        Ok(Arc::new(PgStore::connect(url).await?))
+    } else {
+        Ok(Arc::new(SqliteStore::connect(url).await?))
+    }
+}
+
+/// Everything ghsync keeps. Each method is one unit of work and runs in one
+/// transaction where it touches more than one row.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Answers when the database does (for `/readyz`).
+    async fn ping(&self) -> StoreResult<()>;
+
+    // --- webhook inbox -------------------------------------------------
+    /// Stores deliveries in one transaction: committed before this returns.
+    /// Each outcome says whether that GUID was new.
+    async fn insert_deliveries(&self, deliveries: &[NewDelivery]) -> StoreResult<Vec<InsertOutcome>>;
+    /// Leases up to `limit` pending deliveries whose time has come.
+    async fn claim_deliveries(
+        &self,
+        limit: usize,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<Vec<ClaimedDelivery>>;
+    async fn finish_delivery(&self, id: &DeliveryId, state: DeliveryState, note: Option<&str>, now: DateTime<Utc>)
+    -> StoreResult<()>;
+    async fn retry_delivery(&self, id: &DeliveryId, error: &str, next_attempt_at: DateTime<Utc>) -> StoreResult<()>;
+    async fn delivery(&self, id: &DeliveryId) -> StoreResult<Option<DeliveryRecord>>;
+    async fn inbox_stats(&self) -> StoreResult<InboxStats>;
+
+    // --- installations -------------------------------------------------
+    /// An installation exists and is active (created, unsuspended, or seen in
+    /// GitHub's list); its account, if a user, is tracked and made due.
+    async fn upsert_installation(&self, installation: &InstallationRecord, now: DateTime<Utc>) -> StoreResult<bool>;
+    /// Suspend or uninstall; the account's user follows.
+    async fn set_installation_state(
+        &self,
+        id: InstallationId,
+        state: InstallationState,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    async fn installations(&self) -> StoreResult<Vec<InstallationRecord>>;
+    /// Up to `limit` active installations, by id: tokens to read public profiles with.
+    async fn active_installations(&self, limit: i64) -> StoreResult<Vec<InstallationId>>;
+    /// Installations GitHub's list no longer shows (not seen since `seen_before`)
+    /// become uninstalled, with their users. Returns how many.
+    async fn retire_unseen_installations(&self, seen_before: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<u64>;
+
+    // --- users ---------------------------------------------------------
+    async fn user_by_id(&self, id: GitHubUserId) -> StoreResult<Option<UserRecord>>;
+    async fn user_by_login(&self, login: &Login) -> StoreResult<Option<UserRecord>>;
+    /// Tracks a user who linked GitHub without installing; `true` if new.
+    async fn track_user(&self, account: &Account, now: DateTime<Utc>) -> StoreResult<bool>;
+    async fn rename_user(&self, id: GitHubUserId, login: &Login, now: DateTime<Utc>) -> StoreResult<()>;
+    async fn revoke_user(&self, id: GitHubUserId, now: DateTime<Utc>) -> StoreResult<()>;
+    /// A tracked user did something: refresh what the payload says and make
+    /// them due at `due` unless they already are earlier. `false` if untracked.
+    async fn note_activity(&self, account: &Account, due: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<bool>;
+    /// Makes a user due at `due` (earlier wins).
+    async fn mark_due(&self, id: GitHubUserId, due: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<()>;
+    async fn set_sync_enabled(&self, id: GitHubUserId, enabled: bool, now: DateTime<Utc>) -> StoreResult<bool>;
+    /// Disconnect: the row and the stored profile are gone.
+    async fn erase_user(&self, id: GitHubUserId) -> StoreResult<bool>;
+    async fn user_counts(&self) -> StoreResult<Vec<(String, i64)>>;
+
+    // --- sync queue ----------------------------------------------------
+    /// Leases due users: `Marked` only those a webhook or admin asked for,
+    /// `All` also the stale ones, stalest first.
+    async fn claim_due_users(
+        &self,
+        which: DueKind,
+        limit: usize,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<Vec<DueUser>>;
+    async fn count_due_users(&self, now: DateTime<Utc>) -> StoreResult<i64>;
+    /// When the next marked user falls due, if any.
+    async fn next_marked_due(&self) -> StoreResult<Option<DateTime<Utc>>>;
+    /// Stores what fetching a batch of users found, in one transaction, and
+    /// releases their leases. A user marked due again while we fetched keeps the mark.
+    async fn record_outcomes(&self, outcomes: &[UserOutcome], now: DateTime<Utc>) -> StoreResult<()>;
+
+    // --- reconcile passes ----------------------------------------------
+    /// Starts a pass unless one runs; a pass whose heartbeat is older than
+    /// `abandoned_before` is closed as abandoned first (its process died).
+    async fn start_run(
+        &self,
+        trigger: &str,
+        now: DateTime<Utc>,
+        abandoned_before: DateTime<Utc>,
+    ) -> StoreResult<RunStart>;
+    async fn add_to_run(&self, id: RunId, counts: &RunCounts, now: DateTime<Utc>) -> StoreResult<()>;
+    async fn add_run_message(&self, id: RunId, kind: &str, message: &str, now: DateTime<Utc>) -> StoreResult<()>;
+    async fn finish_run(&self, id: RunId, now: DateTime<Utc>) -> StoreResult<()>;
+    async fn running_run(&self) -> StoreResult<Option<RunId>>;
+    async fn runs(&self, limit: i64) -> StoreResult<Vec<RunRecord>>;
+    async fn run(&self, id: RunId) -> StoreResult<Option<RunRecord>>;
+    async fn last_finished_run(&self) -> StoreResult<Option<RunRecord>>;
+
+    // --- rate governor's memory ------------------------------------------
+    async fn save_rate_limit(&self, record: &RateLimitRecord) -> StoreResult<()>;
+    async fn rate_limits(&self) -> StoreResult<Vec<RateLimitRecord>>;
+}
+
+/// Which due users a claim takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DueKind {
+    Marked,
+    All,
+}
+
+/// What one fetch found for one user (KUBE's `Action`, stored).
+#[derive(Debug, Clone)]
+pub enum UserOutcome {
+    /// New or changed: the full REST object, stored whole.
+    Changed { profile: Box<RestProfile>, hash: ProfileHash, observed: Option<ProfileHash>, next_sync_at: DateTime<Utc> },
+    /// GraphQL saw the same key fields as before.
+    Unchanged { id: GitHubUserId, observed: ProfileHash, next_sync_at: DateTime<Utc> },
+    /// GitHub answered 404.
+    Gone { id: GitHubUserId },
+    /// Could not be fetched; try again at `retry_at` (the failure count grows).
+    Failed { id: GitHubUserId, error: String, retry_at: DateTime<Utc> },
+    /// Not attempted (rate limits said wait): back in the queue as it was.
+    Released { id: GitHubUserId },
+}
+
+impl UserOutcome {
+    pub fn id(&self) -> GitHubUserId {
+        match self {
+            Self::Changed { profile, .. } => profile.github_id,
+            Self::Unchanged { id, .. } | Self::Gone { id } | Self::Failed { id, .. } | Self::Released { id } => *id,
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! The embedded backend: one SQLite file in WAL mode, for one ghsync process.
+//! SQLite has a single writer, so a claim (`UPDATE … RETURNING`) is atomic
+//! without `SKIP LOCKED`; write transactions start `IMMEDIATE` so that a
+//! read-then-write never deadlocks on the lock upgrade.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool};
+
+/// Waiting for the write lock beats failing: writes are short.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) and migrates.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        use anyhow::Context as _;
+        let options = SqliteConnectOptions::from_str(url)
+            .with_context(|| "DATABASE_URL is not a valid sqlite:// URL")?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a delivery we answered 202 for survives power loss, not only kill -9.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .context("cannot open the SQLite database")?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await.context("cannot migrate the SQLite database")?;
+        Ok(Self { pool })
+    }
+}
+
+super::shared::portable_store!(SqliteStore, Sqlite, begin_write = "BEGIN IMMEDIATE", skip_locked = "");

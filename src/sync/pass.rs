@@ -1,0 +1,216 @@
+//! A reconcile pass, level-triggered like a Kubernetes controller: it trusts
+//! no webhook. It brings the installations in line with GitHub's list, then
+//! drains every due user in leased batches (constant memory), then records
+//! itself. A second caller finds the pass running and helps drain it instead.
+
+use chrono::{DateTime, Duration, Utc};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use tokio_util::sync::CancellationToken;
+
+use super::picker::TokenPicker;
+use crate::config::SyncSettings;
+use crate::domain::RunId;
+use crate::github::{GitHub, Meter, Priority};
+use crate::metrics::Metrics;
+use crate::store::{DueKind, RunCounts, RunStart, Store, StoreResult, UserOutcome};
+
+/// A pass whose heartbeat is older than this died with its process.
+pub const ABANDON_AFTER: Duration = Duration::minutes(10);
+/// How long claimed users stay ours.
+const LEASE: Duration = Duration::minutes(5);
+/// Batches worked on at once by one process.
+const DRAINERS: usize = 4;
+/// A paused pass still says it is alive this often.
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Everything the sync code needs, built once by `App::build`.
+#[derive(Clone)]
+pub struct Syncer {
+    pub store: Arc<dyn Store>,
+    pub github: GitHub,
+    pub settings: SyncSettings,
+    pub metrics: Metrics,
+    pub picker: Arc<TokenPicker>,
+    /// When the pass in this process waits on rate limits until (epoch ms; 0 = not waiting).
+    pub paused_until: Arc<AtomicI64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PassReport {
+    pub run_id: RunId,
+    /// This process joined a pass another one started.
+    pub joined: bool,
+    pub counts: RunCounts,
+}
+
+fn counts_of(outcomes: &[UserOutcome]) -> RunCounts {
+    let mut c = RunCounts::default();
+    for o in outcomes {
+        match o {
+            UserOutcome::Changed { .. } => {
+                c.fetched += 1;
+                c.changed += 1;
+            }
+            UserOutcome::Unchanged { .. } => c.unchanged += 1,
+            UserOutcome::Gone { .. } => c.gone += 1,
+            UserOutcome::Failed { .. } => c.failed += 1,
+            UserOutcome::Released { .. } => {}
+        }
+    }
+    c
+}
+
+impl Syncer {
+    pub fn new(store: Arc<dyn Store>, github: GitHub, settings: SyncSettings, metrics: Metrics) -> Self {
+        let picker = Arc::new(TokenPicker::new(store.clone(), github.clone()));
+        Self { store, github, settings, metrics, picker, paused_until: Arc::new(AtomicI64::new(0)) }
+    }
+
+    /// When this process's pass is waiting on rate limits, until when.
+    pub fn pass_paused_until(&self) -> Option<DateTime<Utc>> {
+        let ms = self.paused_until.load(Ordering::Relaxed);
+        DateTime::from_timestamp_millis(ms).filter(|t| *t > Utc::now())
+    }
+
+    /// Starts a pass, or finds the running one.
+    pub async fn begin(&self, trigger: &str) -> StoreResult<RunStart> {
+        let now = Utc::now();
+        self.store.start_run(trigger, now, now - ABANDON_AFTER).await
+    }
+
+    /// One whole pass: start (or join), reconcile installations, drain, record.
+    pub async fn run_pass(&self, trigger: &str, shutdown: &CancellationToken) -> anyhow::Result<PassReport> {
+        match self.begin(trigger).await? {
+            RunStart::Started(id) => self.carry_out(id, shutdown).await,
+            RunStart::AlreadyRunning(id) => {
+                tracing::info!(run_id = %id, "a pass is running; joining it");
+                let counts = self.drain(id, shutdown).await?;
+                Ok(PassReport { run_id: id, joined: true, counts })
+            }
+        }
+    }
+
+    /// The body of a pass this process started.
+    #[tracing::instrument(name = "sync.pass", skip_all, fields(run_id = %id))]
+    pub async fn carry_out(&self, id: RunId, shutdown: &CancellationToken) -> anyhow::Result<PassReport> {
+        let started = Utc::now();
+        let mut counts = RunCounts::default();
+        match self.reconcile_installations(started).await {
+            Ok((added, removed)) => {
+                counts.installations_added = added as i64;
+                counts.installations_removed = removed as i64;
+            }
+            Err(e) => {
+                tracing::warn!(error.message = %e, "cannot list installations; syncing the users we know");
+                self.store.add_run_message(id, "error", &format!("listing installations failed: {e:#}"), Utc::now()).await?;
+            }
+        }
+        counts.users_due = self.store.count_due_users(Utc::now()).await?;
+        self.store.add_to_run(id, &counts, Utc::now()).await?;
+        let drained = self.drain(id, shutdown).await;
+        let finished = Utc::now();
+        if shutdown.is_cancelled() {
+            // Leave it running: its heartbeat stops, a later pass or replica takes over.
+            tracing::info!("shutting down in the middle of a pass");
+        } else {
+            self.store.finish_run(id, finished).await?;
+        }
+        counts.add(&drained?);
+        self.metrics.passes.with_label_values(&["finished"]).inc();
+        tracing::info!(took_ms = (finished - started).num_milliseconds(), ?counts, "pass finished");
+        Ok(PassReport { run_id: id, joined: false, counts })
+    }
+
+    /// Lists GitHub's installations (every page) and brings ours in line.
+    async fn reconcile_installations(&self, started: DateTime<Utc>) -> anyhow::Result<(u64, u64)> {
+        let added = AtomicU64::new(0);
+        self.github
+            .for_each_installation_page(|page| {
+                let (store, added) = (self.store.clone(), &added);
+                async move {
+                    for installation in &page {
+                        if store.upsert_installation(installation, started).await? {
+                            added.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Ok(())
+                }
+            })
+            .await?;
+        let added = added.into_inner();
+        // Only after a complete listing: anything not in it is gone.
+        let removed = self.store.retire_unseen_installations(started, Utc::now()).await?;
+        self.picker.invalidate();
+        Ok((added, removed))
+    }
+
+    /// Claims and reconciles batches until none are due; several at once.
+    async fn drain(&self, id: RunId, shutdown: &CancellationToken) -> anyhow::Result<RunCounts> {
+        let drainers = (0..DRAINERS).map(|_| self.drain_one(id, shutdown));
+        let mut total = RunCounts::default();
+        for counts in futures_util::future::join_all(drainers).await {
+            total.add(&counts?);
+        }
+        self.paused_until.store(0, Ordering::Relaxed);
+        Ok(total)
+    }
+
+    async fn drain_one(&self, id: RunId, shutdown: &CancellationToken) -> anyhow::Result<RunCounts> {
+        let mut total = RunCounts::default();
+        let meter = Meter::default();
+        while !shutdown.is_cancelled() {
+            let now = Utc::now();
+            let batch = self.store.claim_due_users(DueKind::All, self.settings.batch_size, now, now + LEASE).await?;
+            if batch.is_empty() {
+                break;
+            }
+            let result = self.reconcile_batch(batch, Priority::Background, false, &meter).await;
+            self.store.record_outcomes(&result.outcomes, Utc::now()).await?;
+            let mut counts = counts_of(&result.outcomes);
+            (counts.points_core, counts.points_graphql) = meter.take();
+            self.record_batch(id, &counts, &result.notes, &result.errors).await?;
+            total.add(&counts);
+            if let Some(until) = result.blocked_until {
+                self.wait_out(id, until, shutdown).await?;
+            }
+        }
+        Ok(total)
+    }
+
+    async fn record_batch(&self, id: RunId, counts: &RunCounts, notes: &[String], errors: &[String]) -> anyhow::Result<()> {
+        let now = Utc::now();
+        self.store.add_to_run(id, counts, now).await?;
+        for note in notes {
+            self.store.add_run_message(id, "note", note, now).await?;
+        }
+        // A run keeps a sample of its errors, not thousands of them.
+        for error in errors.iter().take(5) {
+            self.store.add_run_message(id, "error", error, now).await?;
+        }
+        for (label, n) in [("changed", counts.changed), ("unchanged", counts.unchanged), ("gone", counts.gone), ("failed", counts.failed)] {
+            self.metrics.profiles.with_label_values(&[label]).inc_by(n as u64);
+        }
+        for record in self.github.governor().take_dirty(now) {
+            self.store.save_rate_limit(&record).await?;
+        }
+        Ok(())
+    }
+
+    /// Rate limits said "not before `until`": wait, keeping the pass's heartbeat.
+    async fn wait_out(&self, id: RunId, until: DateTime<Utc>, shutdown: &CancellationToken) -> anyhow::Result<()> {
+        self.paused_until.fetch_max(until.timestamp_millis(), Ordering::Relaxed);
+        tracing::info!(%until, "pass paused on rate limits");
+        loop {
+            let left = (until - Utc::now()).to_std().unwrap_or_default();
+            if left.is_zero() || shutdown.is_cancelled() {
+                return Ok(());
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(left.min(HEARTBEAT)) => {}
+                _ = shutdown.cancelled() => return Ok(()),
+            }
+            self.store.add_to_run(id, &RunCounts::default(), Utc::now()).await?;
+        }
+    }
+}

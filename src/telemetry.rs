@@ -1,0 +1,13 @@
+//! Logging: `GHSYNC_LOG` as the filter, text or JSON lines. Secrets never get
+//! here: every type that holds one redacts its `Debug`.
+
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogSettings;
+
+/// Installs the global subscriber; later calls (tests) are no-ops.
+pub fn init(settings: &LogSettings) {
+    let filter = EnvFilter::try_new(&settings.filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if settings.json { builder.json().try_init() } else { builder.try_init() };
+}
