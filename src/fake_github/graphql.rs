@@ -12,8 +12,9 @@ use super::faults::{BucketView, Charge, Resource};
 use super::server::{json_resp, message, rate_headers};
 use super::user::{graphql_user, ts};
 
+use super::state::{SharedRef, State};
+
 type Shared = web::Data<SharedRef>;
-use super::state::SharedRef;
 
 /// GitHub's undocumented-but-observed cap on `nodes(ids:)`.
 const MAX_IDS: usize = 100;
@@ -126,23 +127,7 @@ fn execute(ctx: &TokenCtx, p: &Parsed) -> HttpResponse {
     let mut errors = Vec::new();
     if p.wants_nodes {
         st.stats.graphql_nodes_requested += p.ids.len() as u64;
-        let nodes: Vec<Value> = p
-            .ids
-            .iter()
-            .enumerate()
-            .map(|(i, id)| match st.user_by_node_id(id) {
-                Some(user) => graphql_user(user),
-                None => {
-                    errors.push(json!({
-                        "type": "NOT_FOUND",
-                        "path": ["nodes", i],
-                        "locations": [{ "line": 2, "column": 3 }],
-                        "message": format!("Could not resolve to a node with the global id of '{id}'"),
-                    }));
-                    Value::Null
-                }
-            })
-            .collect();
+        let nodes = resolve_nodes(&st, &p.ids, &mut errors);
         data.insert("nodes".into(), Value::Array(nodes));
     }
     if p.wants_rate_limit {
@@ -158,4 +143,25 @@ fn execute(ctx: &TokenCtx, p: &Parsed) -> HttpResponse {
         body["errors"] = Value::Array(errors);
     }
     with_rate(&body, &view)
+}
+
+/// Look up each id; unknown ids become `null` plus a NOT_FOUND error at
+/// `["nodes", i]`, as GitHub reports them.
+fn resolve_nodes(st: &State, ids: &[String], errors: &mut Vec<Value>) -> Vec<Value> {
+    let mut nodes = Vec::with_capacity(ids.len());
+    for (i, id) in ids.iter().enumerate() {
+        match st.user_by_node_id(id) {
+            Some(user) => nodes.push(graphql_user(user)),
+            None => {
+                errors.push(json!({
+                    "type": "NOT_FOUND",
+                    "path": ["nodes", i],
+                    "locations": [{ "line": 2, "column": 3 }],
+                    "message": format!("Could not resolve to a node with the global id of '{id}'"),
+                }));
+                nodes.push(Value::Null);
+            }
+        }
+    }
+    nodes
 }

@@ -22,6 +22,8 @@ mod user;
 mod tests;
 #[cfg(test)]
 mod tests_limits;
+#[cfg(test)]
+mod tests_webhooks;
 
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};

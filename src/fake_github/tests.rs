@@ -303,4 +303,3 @@ async fn installation_pagination_links_are_absolute_and_complete() {
     let items: Vec<Value> = last.json().await.unwrap();
     assert_eq!(items.len(), 50);
 }
-

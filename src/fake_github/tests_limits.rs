@@ -134,11 +134,14 @@ async fn concurrency_cap_gives_secondary_limit_and_pause() {
         0,
         "in-flight requests are not violations"
     );
-    // Well after the pause started but before it ends: a violation.
     gh.set_faults(Faults {
         concurrency_cap: Some((2, 1)),
         ..Faults::default()
     });
+    // Right after the pause started (inside the 250 ms grace): refused, not counted.
+    assert_eq!(get(url.clone(), &token).await.status(), 403);
+    assert_eq!(gh.stats().on_paused, 0);
+    // Well after the pause started but before it ends: a violation.
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(get(url.clone(), &token).await.status(), 403);
     assert_eq!(gh.stats().on_paused, 1);
@@ -188,7 +191,13 @@ async fn graphql_nodes_cost_not_found_and_errors() {
         (stats.points_graphql, stats.graphql_nodes_requested),
         (3, 100)
     );
+}
 
+#[tokio::test]
+async fn graphql_small_batch_argument_limit_and_forbidden() {
+    let gh = fake().await;
+    let token = mint(&gh).await;
+    let ids: Vec<String> = (1..=3).map(|id| gh.user(id).unwrap().node_id).collect();
     // Small batch, no rateLimit selection: cost 1, no rateLimit key.
     let small = "query($ids: [ID!]!) { nodes(ids: $ids) { id } }";
     let body: Value = graphql(&gh, &token, small, &ids[..2])
@@ -197,7 +206,7 @@ async fn graphql_nodes_cost_not_found_and_errors() {
         .await
         .unwrap();
     assert!(body["data"].get("rateLimit").is_none());
-    assert_eq!(gh.stats().points_graphql, 4);
+    assert_eq!(gh.stats().points_graphql, 1);
 
     let too_many: Vec<String> = (0..101).map(|i| format!("U_x{i}")).collect();
     let body: Value = graphql(&gh, &token, QUERY, &too_many)
@@ -222,7 +231,7 @@ async fn graphql_nodes_cost_not_found_and_errors() {
         .unwrap();
     assert_eq!(body["errors"][0]["type"], "FORBIDDEN");
     assert_eq!(body["data"], Value::Null);
-    assert_eq!(gh.stats().points_graphql, 5);
+    assert_eq!(gh.stats().points_graphql, 2);
 }
 
 #[tokio::test]

@@ -114,7 +114,8 @@ mod tests {
         assert_eq!(installation.id.get(), 957387);
         assert_eq!(installation.state, InstallationState::Active);
         let account = installation.account.unwrap();
-        assert_eq!(account.login.as_str(), "octocat");
+        assert_eq!(account.login.as_str(), "Codertocat");
+        assert_eq!(account.id.get(), 21031067);
         assert!(account.is_user());
     }
 

@@ -1,1 +1,14 @@
+//! One test binary (Z2P's tests/api, crates.io's [[test]]): every test drives
+//! the real ghsync over HTTP against the in-repo fake GitHub, on SQLite and on
+//! PostgreSQL (`TEST_DATABASE_URL`).
 
+mod helpers;
+
+mod admin;
+mod corpus;
+mod crash;
+mod inbox;
+mod reconcile;
+mod store_contract;
+mod users;
+mod webhook_ingest;

@@ -1,0 +1,68 @@
+//! A fresh database per test: a temporary SQLite file, or a new PostgreSQL
+//! database created from `TEST_DATABASE_URL` and dropped afterwards.
+
+use sqlx::Connection;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+const PG_VAR: &str = "TEST_DATABASE_URL";
+
+impl Backend {
+    /// PostgreSQL tests run when `TEST_DATABASE_URL` is set (CI always sets it).
+    pub fn postgres_available() -> bool {
+        let set = std::env::var(PG_VAR).is_ok_and(|v| !v.is_empty());
+        if !set {
+            eprintln!("skipped: PostgreSQL variant needs {PG_VAR} (e.g. postgres://postgres@127.0.0.1:5432/postgres)");
+        }
+        set
+    }
+}
+
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    pg: Option<(String, String)>,
+}
+
+impl TestDb {
+    pub async fn create(backend: Backend) -> TestDb {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!("sqlite://{}/ghsync.db", dir.path().display());
+                TestDb { url, _dir: Some(dir), pg: None }
+            }
+            Backend::Postgres => {
+                let admin_url = std::env::var(PG_VAR).expect("checked by postgres_available");
+                let name = format!("ghsync_test_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = sqlx::PgConnection::connect(&admin_url).await.expect("TEST_DATABASE_URL answers");
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
+                let mut url = url::Url::parse(&admin_url).unwrap();
+                url.set_path(&name);
+                TestDb { url: url.to_string(), _dir: None, pg: Some((admin_url, name)) }
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((admin_url, name)) = self.pg.take() else { return };
+        // Drop from a thread of its own: Drop cannot await, and the test's runtime may be ending.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                        .execute(&mut conn)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
