@@ -88,6 +88,8 @@ pub trait Store: Send + Sync + 'static {
     /// An installation exists and is active (created, unsuspended, or seen in
     /// GitHub's list); its account, if a user, is tracked and made due.
     async fn upsert_installation(&self, installation: &InstallationRecord, now: DateTime<Utc>) -> StoreResult<bool>;
+    /// Many at once, in one transaction (a page of GitHub's list); returns how many became active.
+    async fn upsert_installations(&self, installations: &[InstallationRecord], now: DateTime<Utc>) -> StoreResult<u64>;
     /// Suspend or uninstall; the account's user follows.
     async fn set_installation_state(
         &self,

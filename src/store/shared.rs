@@ -203,6 +203,73 @@ macro_rules! portable_store {
                 Ok(())
             }
 
+            /// One installation in: its row, and its account's user if a user.
+            async fn upsert_installation_in(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                inst: &InstallationRecord,
+                now: DateTime<Utc>,
+            ) -> StoreResult<bool> {
+                let before: Option<String> = sqlx::query_scalar("SELECT state FROM installations WHERE id = $1")
+                    .bind(inst.id.get())
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                let newly_active = before.as_deref() != Some(InstallationState::Active.as_str());
+                let account = inst.account.as_ref();
+                sqlx::query(
+                    "INSERT INTO installations (id, account_id, account_login, account_type, state, seen_at, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $6, $6) ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at, \
+                     account_id = COALESCE(excluded.account_id, installations.account_id), \
+                     account_login = COALESCE(excluded.account_login, installations.account_login), \
+                     account_type = COALESCE(excluded.account_type, installations.account_type), \
+                     state = excluded.state, updated_at = excluded.updated_at",
+                )
+                .bind(inst.id.get())
+                .bind(account.map(|a| a.id.get()))
+                .bind(account.map(|a| a.login.as_str()))
+                .bind(account.map(|a| a.kind.as_str()))
+                .bind(inst.state.as_str())
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+                if let Some(account) = account.filter(|a| a.is_user()) {
+                    let current: Option<String> = sqlx::query_scalar("SELECT status FROM users WHERE github_id = $1")
+                        .bind(account.id.get())
+                        .fetch_optional(&mut **tx)
+                        .await?;
+                    let current: Option<UserStatus> =
+                        current.map(|s| s.parse()).transpose().map_err(|e: String| corrupt("status", e))?;
+                    let status = match inst.state {
+                        InstallationState::Active => current.map_or(UserStatus::Active, UserStatus::on_installed),
+                        InstallationState::Suspended => current.unwrap_or(UserStatus::Active).on_suspended(),
+                        InstallationState::Uninstalled => current.unwrap_or(UserStatus::Active).on_uninstalled(),
+                    };
+                    // Due now only when this is news; a pass re-listing a known installation changes nothing.
+                    let due = (newly_active || current.is_none()).then_some(now);
+                    sqlx::query(
+                        "INSERT INTO users (github_id, node_id, login, avatar_url, status, sync_enabled, installation_id, \
+                         due_at, next_sync_at, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, TRUE, $6, $7, $8, $8, $8) ON CONFLICT (github_id) DO UPDATE SET \
+                         node_id = COALESCE(excluded.node_id, users.node_id), login = excluded.login, \
+                         avatar_url = COALESCE(users.avatar_url, excluded.avatar_url), status = excluded.status, \
+                         installation_id = excluded.installation_id, \
+                         due_at = COALESCE(excluded.due_at, users.due_at), \
+                         next_sync_at = CASE WHEN excluded.due_at IS NOT NULL THEN excluded.due_at ELSE users.next_sync_at END, \
+                         updated_at = excluded.updated_at",
+                    )
+                    .bind(account.id.get())
+                    .bind(account.node_id.as_ref().map(|n| n.as_str()))
+                    .bind(account.login.as_str())
+                    .bind(account.avatar_url.as_deref())
+                    .bind(status.as_str())
+                    .bind(inst.id.get())
+                    .bind(due)
+                    .bind(now)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                Ok(newly_active)
+            }
+
             /// Moves every user of an installation to the status `rule` gives.
             async fn move_users_of(
                 tx: &mut sqlx::Transaction<'static, $db>,
@@ -374,64 +441,16 @@ macro_rules! portable_store {
             }
 
             async fn upsert_installation(&self, inst: &InstallationRecord, now: DateTime<Utc>) -> StoreResult<bool> {
+                Ok(self.upsert_installations(std::slice::from_ref(inst), now).await? == 1)
+            }
+
+            async fn upsert_installations(&self, installations: &[InstallationRecord], now: DateTime<Utc>) -> StoreResult<u64> {
                 let mut tx = self.pool.begin_with($begin).await?;
-                let before: Option<String> = sqlx::query_scalar("SELECT state FROM installations WHERE id = $1")
-                    .bind(inst.id.get())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let newly_active = before.as_deref() != Some(InstallationState::Active.as_str());
-                let account = inst.account.as_ref();
-                sqlx::query(
-                    "INSERT INTO installations (id, account_id, account_login, account_type, state, seen_at, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $6, $6) ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at, \
-                     account_id = COALESCE(excluded.account_id, installations.account_id), \
-                     account_login = COALESCE(excluded.account_login, installations.account_login), \
-                     account_type = COALESCE(excluded.account_type, installations.account_type), \
-                     state = excluded.state, updated_at = excluded.updated_at",
-                )
-                .bind(inst.id.get())
-                .bind(account.map(|a| a.id.get()))
-                .bind(account.map(|a| a.login.as_str()))
-                .bind(account.map(|a| a.kind.as_str()))
-                .bind(inst.state.as_str())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                if let Some(account) = account.filter(|a| a.is_user()) {
-                    let current: Option<String> = sqlx::query_scalar("SELECT status FROM users WHERE github_id = $1")
-                        .bind(account.id.get())
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    let current: Option<UserStatus> =
-                        current.map(|s| s.parse()).transpose().map_err(|e: String| corrupt("status", e))?;
-                    let status = match inst.state {
-                        InstallationState::Active => current.map_or(UserStatus::Active, UserStatus::on_installed),
-                        InstallationState::Suspended => current.unwrap_or(UserStatus::Active).on_suspended(),
-                        InstallationState::Uninstalled => current.unwrap_or(UserStatus::Active).on_uninstalled(),
-                    };
-                    // Due now only when this is news; a pass re-listing a known installation changes nothing.
-                    let due = (newly_active || current.is_none()).then_some(now);
-                    sqlx::query(
-                        "INSERT INTO users (github_id, node_id, login, avatar_url, status, sync_enabled, installation_id, \
-                         due_at, next_sync_at, created_at, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, TRUE, $6, $7, $8, $8, $8) ON CONFLICT (github_id) DO UPDATE SET \
-                         node_id = COALESCE(excluded.node_id, users.node_id), login = excluded.login, \
-                         avatar_url = COALESCE(users.avatar_url, excluded.avatar_url), status = excluded.status, \
-                         installation_id = excluded.installation_id, \
-                         due_at = COALESCE(excluded.due_at, users.due_at), \
-                         next_sync_at = CASE WHEN excluded.due_at IS NOT NULL THEN excluded.due_at ELSE users.next_sync_at END, \
-                         updated_at = excluded.updated_at",
-                    )
-                    .bind(account.id.get())
-                    .bind(account.node_id.as_ref().map(|n| n.as_str()))
-                    .bind(account.login.as_str())
-                    .bind(account.avatar_url.as_deref())
-                    .bind(status.as_str())
-                    .bind(inst.id.get())
-                    .bind(due)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+                let mut newly_active = 0;
+                for inst in installations {
+                    if Self::upsert_installation_in(&mut tx, inst, now).await? {
+                        newly_active += 1;
+                    }
                 }
                 tx.commit().await?;
                 Ok(newly_active)

@@ -129,11 +129,7 @@ impl Syncer {
             .for_each_installation_page(|page| {
                 let (store, added) = (self.store.clone(), &added);
                 async move {
-                    for installation in &page {
-                        if store.upsert_installation(installation, started).await? {
-                            added.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
+                    added.fetch_add(store.upsert_installations(&page, started).await?, Ordering::Relaxed);
                     Ok(())
                 }
             })
@@ -147,7 +143,11 @@ impl Syncer {
 
     /// Claims and reconciles batches until none are due; several at once.
     async fn drain(&self, id: RunId, shutdown: &CancellationToken) -> anyhow::Result<RunCounts> {
-        let drainers = (0..DRAINERS).map(|_| self.drain_one(id, shutdown));
+        let cutoff = match self.store.run(id).await? {
+            Some(run) => run.started_at,
+            None => Utc::now(),
+        };
+        let drainers = (0..DRAINERS).map(|_| self.drain_one(id, cutoff, shutdown));
         let mut total = RunCounts::default();
         for counts in futures_util::future::join_all(drainers).await {
             total.add(&counts?);
@@ -156,12 +156,12 @@ impl Syncer {
         Ok(total)
     }
 
-    async fn drain_one(&self, id: RunId, shutdown: &CancellationToken) -> anyhow::Result<RunCounts> {
+    async fn drain_one(&self, id: RunId, cutoff: DateTime<Utc>, shutdown: &CancellationToken) -> anyhow::Result<RunCounts> {
         let mut total = RunCounts::default();
         let meter = Meter::default();
         while !shutdown.is_cancelled() {
-            let now = Utc::now();
-            let batch = self.store.claim_due_users(DueKind::All, self.settings.batch_size, now, now + LEASE).await?;
+            // Due as of the pass's start: a user synced (or failed) during the pass waits for the next one.
+            let batch = self.store.claim_due_users(DueKind::All, self.settings.batch_size, cutoff, Utc::now() + LEASE).await?;
             if batch.is_empty() {
                 break;
             }
