@@ -34,6 +34,9 @@ use tokens::{InstallationToken, TokenCache};
 /// after minting is retried (octokit waits up to 5 s too).
 const REPLICATION_GRACE: chrono::Duration = chrono::Duration::seconds(5);
 
+/// How long a request waits for another one to learn an unknown budget.
+const PROBE_WAIT: Duration = Duration::from_secs(2);
+
 /// Points a caller spent, by resource, for its run record.
 #[derive(Debug, Default)]
 pub struct Meter {
@@ -165,10 +168,23 @@ impl GitHub {
         opts: CallOptions<'_>,
     ) -> Result<Answer, GitHubError> {
         let governor = &self.inner.governor;
-        let permit = governor.acquire(id, resource, cost, priority, opts.wait).await.map_err(|refusal| GitHubError::Blocked {
-            until: refusal.until(Utc::now()),
-            reason: format!("installation {id} {}: {refusal:?}", resource.as_str()),
-        })?;
+        let started = std::time::Instant::now();
+        let permit = loop {
+            match governor.acquire(id, resource, cost, priority, opts.wait).await {
+                Ok(permit) => break permit,
+                // Another request is finding out this budget: its answer comes within a round
+                // trip, so wait for it rather than mint another installation's token.
+                Err(Refusal::Probing) if started.elapsed() < PROBE_WAIT => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err(refusal) => {
+                    return Err(GitHubError::Blocked {
+                        until: refusal.until(Utc::now()),
+                        reason: format!("installation {id} {}: {refusal:?}", resource.as_str()),
+                    });
+                }
+            }
+        };
         let token = match self.token(id).await {
             Ok(token) => token,
             Err(e) => {

@@ -100,9 +100,14 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 }
 
 pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
+    spawn_app_on(TestDb::create(backend).await, options).await
+}
+
+/// Like `spawn_app_with`, on a database the test prepared itself (e.g. with
+/// rows written through `open_store` before the app starts).
+pub async fn spawn_app_on(db: TestDb, options: Options) -> TestApp {
     init_tracing();
     let github = FakeGitHub::start(FakeConfig { app_id: APP_ID, app_public_key_pem: DEMO_PUBLIC_KEY.into() }).await.unwrap();
-    let db = TestDb::create(backend).await;
     let mut settings = settings_for(&db.url, &github, &options);
     (options.edit)(&mut settings);
     let app = App::build(settings).await.expect("the app builds");
@@ -111,6 +116,12 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
     let handle = tokio::spawn(app.run_until_stopped());
     github.set_webhook_target(&format!("{address}/webhooks/github"), SECRET);
     TestApp { address, state, github, client: reqwest::Client::new(), db, handle: Some(handle) }
+}
+
+/// Opens (and migrates) the test database directly, without an app.
+pub async fn open_store(db: &TestDb) -> std::sync::Arc<dyn ghsync::store::Store> {
+    let settings = ghsync::config::DatabaseSettings { url: SecretString::from(db.url.clone()) };
+    ghsync::store::open(&settings).await.expect("the test database opens")
 }
 
 /// Polls `check` until it yields a value or `timeout` passes (never a bare sleep).
