@@ -4,6 +4,7 @@
 
 mod app_jwt;
 mod client;
+mod deliveries;
 mod errors;
 mod governor;
 mod graphql;
@@ -11,6 +12,7 @@ mod rest;
 mod tokens;
 
 pub use app_jwt::sign_test_jwt;
+pub use deliveries::HookDelivery;
 pub use errors::GitHubError;
 pub use governor::{Governor, Priority, Refusal, Resource};
 pub use graphql::{MAX_NODES, NodesAnswer, ObservedUser};

@@ -155,6 +155,13 @@ pub trait Store: Send + Sync + 'static {
     async fn run(&self, id: RunId) -> StoreResult<Option<RunRecord>>;
     async fn last_finished_run(&self) -> StoreResult<Option<RunRecord>>;
 
+    // --- missed-delivery sweep ----------------------------------------------
+    /// Books one redelivery request for `guid` unless it already had `max`, or
+    /// one since `not_since`. `true`: go ahead and ask GitHub.
+    async fn book_redelivery(&self, guid: &str, max: i32, not_since: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<bool>;
+    async fn sweep_mark(&self, name: &str) -> StoreResult<Option<i64>>;
+    async fn set_sweep_mark(&self, name: &str, value: i64, now: DateTime<Utc>) -> StoreResult<()>;
+
     // --- rate governor's memory ------------------------------------------
     async fn save_rate_limit(&self, record: &RateLimitRecord) -> StoreResult<()>;
     async fn rate_limits(&self) -> StoreResult<Vec<RateLimitRecord>>;

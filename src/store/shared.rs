@@ -586,7 +586,8 @@ macro_rules! portable_store {
             async fn note_activity(&self, account: &Account, due: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<bool> {
                 let done = sqlx::query(
                     "UPDATE users SET login = $2, avatar_url = COALESCE($3, avatar_url), \
-                     due_at = CASE WHEN due_at IS NULL OR due_at > $4 THEN $4 ELSE due_at END, \
+                     due_at = CASE WHEN due_at IS NULL OR due_at > $4 \
+                       OR (claimed_until > $5 AND due_at <= $5) THEN $4 ELSE due_at END, \
                      next_sync_at = CASE WHEN next_sync_at IS NULL OR next_sync_at > $4 THEN $4 ELSE next_sync_at END, \
                      updated_at = $5 \
                      WHERE github_id = $1 AND status = 'active' AND sync_enabled",
@@ -601,10 +602,14 @@ macro_rules! portable_store {
                 Ok(done.rows_affected() == 1)
             }
 
+            // In both `note_activity` and `mark_due`, "earlier wins" except against a mark that a
+            // fetch in flight (a live lease) is consuming: that mark is cleared when the fetch is
+            // recorded, so the new one must replace it or it is lost with it.
             async fn mark_due(&self, id: GitHubUserId, due: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<()> {
                 sqlx::query(
                     "UPDATE users SET \
-                     due_at = CASE WHEN due_at IS NULL OR due_at > $2 THEN $2 ELSE due_at END, \
+                     due_at = CASE WHEN due_at IS NULL OR due_at > $2 \
+                       OR (claimed_until > $3 AND due_at <= $3) THEN $2 ELSE due_at END, \
                      next_sync_at = CASE WHEN next_sync_at IS NULL OR next_sync_at > $2 THEN $2 ELSE next_sync_at END, \
                      updated_at = $3 WHERE github_id = $1",
                 )
@@ -888,6 +893,48 @@ macro_rules! portable_store {
                     Some(row) => Ok(Some(self.attach_messages(run_from_row(&row)?).await?)),
                     None => Ok(None),
                 }
+            }
+
+            async fn book_redelivery(
+                &self,
+                guid: &str,
+                max: i32,
+                not_since: DateTime<Utc>,
+                now: DateTime<Utc>,
+            ) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "INSERT INTO redelivery_requests (guid, requests, last_requested_at) VALUES ($1, 1, $4) \
+                     ON CONFLICT (guid) DO UPDATE SET requests = redelivery_requests.requests + 1, \
+                     last_requested_at = excluded.last_requested_at \
+                     WHERE redelivery_requests.requests < $2 AND redelivery_requests.last_requested_at < $3",
+                )
+                .bind(guid)
+                .bind(max)
+                .bind(not_since)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn sweep_mark(&self, name: &str) -> StoreResult<Option<i64>> {
+                Ok(sqlx::query_scalar("SELECT value FROM sweep_marks WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn set_sweep_mark(&self, name: &str, value: i64, now: DateTime<Utc>) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO sweep_marks (name, value, updated_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                )
+                .bind(name)
+                .bind(value)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
             }
 
             async fn save_rate_limit(&self, r: &RateLimitRecord) -> StoreResult<()> {

@@ -6,10 +6,12 @@ mod backoff;
 mod pass;
 mod picker;
 mod reconcile;
+mod redeliver;
 mod refresher;
 mod schedule;
 
 pub use backoff::{activity_due_at, failure_retry_at};
 pub use pass::{PassReport, Syncer};
 pub use picker::TokenPicker;
+pub use redeliver::{MAX_REQUESTS as MAX_REDELIVERY_REQUESTS, SweepReport};
 pub use schedule::{next_run_at, pass_due_at_start, run_scheduler};

@@ -9,6 +9,7 @@ mod corpus;
 mod crash;
 mod inbox;
 mod reconcile;
+mod redeliver;
 mod store_contract;
 mod users;
 mod webhook_ingest;
