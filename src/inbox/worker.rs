@@ -53,7 +53,7 @@ impl Worker {
         let event = delivery.event.as_str();
         match apply(&self.store, &self.refresh, delivery).await {
             Ok(ApplyOutcome::Applied(what)) => {
-                tracing::info!(%what, "applied");
+                tracing::debug!(%what, "applied");
                 self.metrics.deliveries.with_label_values(&[event, "applied"]).inc();
                 self.store.finish_delivery(&delivery.id, DeliveryState::Done, None, now).await
             }

@@ -6,7 +6,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::helpers::{Backend, Options, TestApp, spawn_app, spawn_app_with};
+use crate::helpers::{Options, TestApp, spawn_app, spawn_app_with};
 use ghsync::fake_github::{FakeUser, payloads};
 
 /// Every `/admin` and `/api` endpoint, with a body where one is needed.

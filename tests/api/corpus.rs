@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde_json::Value;
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp, spawn_app};
+use crate::helpers::{TestApp, spawn_app};
 use ghsync::domain::DeliveryId;
 use ghsync::fake_github::FakeUser;
 use ghsync::store::DeliveryState;

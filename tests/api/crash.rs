@@ -14,7 +14,7 @@ use futures_util::{StreamExt, stream};
 use secrecy::SecretString;
 
 use crate::both_backends;
-use crate::helpers::{ADMIN_TOKEN, APP_ID, Backend, DEMO_PUBLIC_KEY, SECRET, TestDb, eventually};
+use crate::helpers::{ADMIN_TOKEN, APP_ID, DEMO_PUBLIC_KEY, SECRET, TestDb, eventually};
 use ghsync::config::DatabaseSettings;
 use ghsync::domain::DeliveryId;
 use ghsync::fake_github::{FakeConfig, FakeGitHub, FakeUser, payloads};

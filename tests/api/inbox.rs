@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 use crate::both_backends;
-use crate::helpers::{Backend, SECRET, TestApp, eventually, spawn_app};
+use crate::helpers::{SECRET, TestApp, eventually, spawn_app};
 use ghsync::domain::{DeliveryId, UserStatus};
 use ghsync::fake_github::{FakeUser, payloads};
 use ghsync::store::DeliveryState;

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 use crate::both_backends;
-use crate::helpers::{Backend, Options, TestApp, WRONG_KEY, eventually, spawn_app, spawn_app_with};
+use crate::helpers::{Options, TestApp, WRONG_KEY, eventually, spawn_app, spawn_app_with};
 use ghsync::domain::UserStatus;
 use ghsync::fake_github::{FakeUser, Faults};
 
