@@ -243,6 +243,23 @@ macro_rules! portable_store {
                         InstallationState::Suspended => current.unwrap_or(UserStatus::Active).on_suspended(),
                         InstallationState::Uninstalled => current.unwrap_or(UserStatus::Active).on_uninstalled(),
                     };
+                    if current.is_none() {
+                        // A disconnected user comes back with a new installation, not with a re-listing.
+                        if newly_active {
+                            sqlx::query("DELETE FROM erased_users WHERE github_id = $1")
+                                .bind(account.id.get())
+                                .execute(&mut **tx)
+                                .await?;
+                        } else {
+                            let erased: Option<i64> = sqlx::query_scalar("SELECT github_id FROM erased_users WHERE github_id = $1")
+                                .bind(account.id.get())
+                                .fetch_optional(&mut **tx)
+                                .await?;
+                            if erased.is_some() {
+                                return Ok(false);
+                            }
+                        }
+                    }
                     // Due now only when this is news; a pass re-listing a known installation changes nothing.
                     let due = (newly_active || current.is_none()).then_some(now);
                     sqlx::query(
@@ -538,6 +555,7 @@ macro_rules! portable_store {
             }
 
             async fn track_user(&self, account: &Account, now: DateTime<Utc>) -> StoreResult<bool> {
+                sqlx::query("DELETE FROM erased_users WHERE github_id = $1").bind(account.id.get()).execute(&self.pool).await?;
                 let done = sqlx::query(
                     "INSERT INTO users (github_id, node_id, login, avatar_url, status, sync_enabled, installation_id, \
                      due_at, next_sync_at, created_at, updated_at) \
@@ -656,7 +674,19 @@ macro_rules! portable_store {
             }
 
             async fn erase_user(&self, id: GitHubUserId) -> StoreResult<bool> {
-                let done = sqlx::query("DELETE FROM users WHERE github_id = $1").bind(id.get()).execute(&self.pool).await?;
+                let mut tx = self.pool.begin_with($begin).await?;
+                let done = sqlx::query("DELETE FROM users WHERE github_id = $1").bind(id.get()).execute(&mut *tx).await?;
+                if done.rows_affected() == 1 {
+                    sqlx::query(
+                        "INSERT INTO erased_users (github_id, erased_at) VALUES ($1, $2) \
+                         ON CONFLICT (github_id) DO UPDATE SET erased_at = excluded.erased_at",
+                    )
+                    .bind(id.get())
+                    .bind(Utc::now())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
                 Ok(done.rows_affected() == 1)
             }
 

@@ -99,17 +99,26 @@ impl TokenPicker {
             }
             let order = self.order(preferred, candidates, resource, priority);
             let mut earliest: Option<DateTime<Utc>> = None;
+            let mut busy = false;
+            let mut unavailable: Option<GitHubError> = None;
             for id in order {
                 match call(id, CallOptions { wait: false, meter }).await {
                     Err(GitHubError::Blocked { until, .. }) => earliest = Some(earliest.map_or(until, |e| e.min(until))),
                     Err(GitHubError::RateLimited { reset_at }) => earliest = Some(earliest.map_or(reset_at, |e| e.min(reset_at))),
-                    Err(GitHubError::SecondaryLimit { .. }) => {}
-                    Err(GitHubError::TokenUnavailable { installation, reason }) => {
-                        tracing::warn!(installation_id = installation, %reason, "skipping an installation whose token cannot be had");
+                    Err(GitHubError::SecondaryLimit { .. }) => busy = true,
+                    Err(e @ GitHubError::TokenUnavailable { .. }) => {
+                        tracing::warn!(installation_id = %id, error.message = %e, "skipping an installation whose token cannot be had");
                         self.state.lock().expect("picker poisoned").unusable.insert(id);
+                        unavailable = Some(e);
                     }
                     other => return other,
                 }
+            }
+            // Every token tried cannot be had and none is merely spent or busy: waiting
+            // will not help (and the preferred installation, tried every round, would
+            // otherwise be asked again forever).
+            if let (None, false, Some(e)) = (earliest, busy, unavailable) {
+                return Err(e);
             }
             let now = Utc::now();
             let until = earliest.unwrap_or(now + chrono::Duration::seconds(1));

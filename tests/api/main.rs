@@ -8,6 +8,7 @@ mod admin;
 mod corpus;
 mod crash;
 mod inbox;
+mod lifecycle;
 mod reconcile;
 mod redeliver;
 mod store_contract;
