@@ -21,6 +21,11 @@ const CLAIM: usize = 32;
 const LEASE: Duration = Duration::from_secs(60);
 /// Looked for work at least this often, even without a wake-up.
 const POLL: Duration = Duration::from_secs(1);
+/// Finished deliveries are kept this long: longer than GitHub keeps its own
+/// (3 days), so the redelivery sweep always knows what we already hold.
+pub const RETENTION: chrono::Duration = chrono::Duration::days(7);
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+const PRUNE_BATCH: i64 = 10_000;
 
 /// Backoff before attempt `attempts + 1`: 2 s, 4 s, 8 s, … capped at 5 minutes.
 pub fn retry_delay(attempts: i32) -> Duration {
@@ -79,9 +84,31 @@ impl Worker {
         self.store.finish_delivery(&delivery.id, DeliveryState::Failed, Some(error), now).await
     }
 
+    /// Deletes finished deliveries past `RETENTION`, a batch at a time.
+    pub async fn prune(&self) -> StoreResult<u64> {
+        let before = Utc::now() - RETENTION;
+        let mut total = 0;
+        loop {
+            let n = self.store.prune_deliveries(before, PRUNE_BATCH).await?;
+            total += n;
+            if n < PRUNE_BATCH as u64 {
+                return Ok(total);
+            }
+        }
+    }
+
     /// Runs until `shutdown`; a round in progress finishes first.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let mut last_prune: Option<std::time::Instant> = None;
         while !shutdown.is_cancelled() {
+            if last_prune.is_none_or(|t| t.elapsed() > PRUNE_EVERY) {
+                last_prune = Some(std::time::Instant::now());
+                match self.prune().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(deleted = n, "pruned finished deliveries"),
+                    Err(e) => tracing::warn!(error.message = %e, "cannot prune finished deliveries"),
+                }
+            }
             // Armed before looking, so a delivery stored meanwhile is not missed.
             let woken = self.notify.notified();
             match self.run_once().await {

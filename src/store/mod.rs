@@ -83,6 +83,9 @@ pub trait Store: Send + Sync + 'static {
     async fn retry_delivery(&self, id: &DeliveryId, error: &str, next_attempt_at: DateTime<Utc>) -> StoreResult<()>;
     async fn delivery(&self, id: &DeliveryId) -> StoreResult<Option<DeliveryRecord>>;
     async fn inbox_stats(&self) -> StoreResult<InboxStats>;
+    /// Deletes up to `limit` finished (done or ignored) deliveries completed before `before`.
+    /// Parked ones stay until an operator looks at them.
+    async fn prune_deliveries(&self, before: DateTime<Utc>, limit: i64) -> StoreResult<u64>;
 
     // --- installations -------------------------------------------------
     /// An installation exists and is active (created, unsuspended, or seen in

@@ -457,6 +457,18 @@ macro_rules! portable_store {
                 Ok(stats)
             }
 
+            async fn prune_deliveries(&self, before: DateTime<Utc>, limit: i64) -> StoreResult<u64> {
+                let done = sqlx::query(
+                    "DELETE FROM webhook_deliveries WHERE delivery_id IN (SELECT delivery_id FROM webhook_deliveries \
+                     WHERE state IN ('done', 'ignored') AND completed_at < $1 LIMIT $2)",
+                )
+                .bind(before)
+                .bind(limit)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected())
+            }
+
             async fn upsert_installation(&self, inst: &InstallationRecord, now: DateTime<Utc>) -> StoreResult<bool> {
                 Ok(self.upsert_installations(std::slice::from_ref(inst), now).await? == 1)
             }

@@ -24,3 +24,42 @@ both_backends! {
         app.user_where(8101, "the user back after a new installation", |u| u.last_synced_at.is_some()).await;
     }
 }
+
+mod retention {
+    use chrono::{Duration, Utc};
+    use ghsync::domain::{DeliveryId, EventName};
+    use ghsync::store::{DeliveryState, NewDelivery};
+
+    use crate::both_backends;
+    use crate::helpers::{Backend, TestDb};
+
+    fn delivery(n: u32) -> NewDelivery {
+        NewDelivery {
+            id: DeliveryId::parse(&format!("guid-{n}")).unwrap(),
+            event: EventName::parse("star").unwrap(),
+            action: Some("created".into()),
+            payload: "{}".into(),
+            received_at: Utc::now(),
+        }
+    }
+
+    both_backends! {
+        async fn finished_deliveries_are_pruned_after_retention_but_parked_and_pending_ones_stay(backend: Backend) {
+            let db = TestDb::create(backend).await;
+            let store = ghsync::store::open(&ghsync::config::DatabaseSettings { url: db.url.clone().into() }).await.unwrap();
+            store.insert_deliveries(&[delivery(1), delivery(2), delivery(3), delivery(4)]).await.unwrap();
+            let old = Utc::now() - Duration::days(8);
+            store.finish_delivery(&delivery(1).id, DeliveryState::Done, None, old).await.unwrap();
+            store.finish_delivery(&delivery(2).id, DeliveryState::Failed, Some("parked"), old).await.unwrap();
+            store.finish_delivery(&delivery(3).id, DeliveryState::Ignored, None, Utc::now()).await.unwrap();
+
+            let pruned = store.prune_deliveries(Utc::now() - Duration::days(7), 100).await.unwrap();
+
+            assert_eq!(pruned, 1);
+            assert!(store.delivery(&delivery(1).id).await.unwrap().is_none());
+            for kept in [2, 3, 4] {
+                assert!(store.delivery(&delivery(kept).id).await.unwrap().is_some(), "guid-{kept} must stay");
+            }
+        }
+    }
+}
