@@ -5,7 +5,7 @@ use chrono::Utc;
 use std::sync::Arc;
 use tokio::sync::Notify;
 
-use crate::domain::InstallationState;
+use crate::domain::{InstallationState, UserStatus};
 use crate::store::{ClaimedDelivery, Store, StoreError};
 use crate::sync::activity_due_at;
 use crate::webhook::{Event, EventError, InstallationAction, parse_event};
@@ -51,8 +51,11 @@ pub async fn apply(store: &Arc<dyn Store>, refresh: &Notify, delivery: &ClaimedD
             ApplyOutcome::Applied(format!("user {} revoked the App", user.id))
         }
         Event::Activity { sender } => {
-            let last_synced = store.user_by_id(sender.id).await?.and_then(|u| u.last_synced_at);
-            let due = activity_due_at(last_synced, now);
+            // Most senders are not users we sync: tell so from a read, without taking the write lock.
+            let Some(user) = store.user_by_id(sender.id).await?.filter(|u| u.status == UserStatus::Active && u.sync_enabled) else {
+                return Ok(ApplyOutcome::Ignored(format!("sender {} is not a user we sync", sender.login)));
+            };
+            let due = activity_due_at(user.last_synced_at, now);
             if store.note_activity(&sender, due, now).await? {
                 refresh.notify_one();
                 ApplyOutcome::Applied(format!("user {} due at {due}", sender.id))

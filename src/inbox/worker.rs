@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::apply::{ApplyError, ApplyOutcome, apply};
 use crate::metrics::Metrics;
-use crate::store::{ClaimedDelivery, DeliveryState, Store, StoreResult};
+use crate::store::{ClaimedDelivery, DeliveryState, Settlement, Store, StoreResult};
 
 /// Tries before a delivery is parked as failed.
 pub const MAX_ATTEMPTS: i32 = 5;
@@ -32,6 +32,15 @@ pub fn retry_delay(attempts: i32) -> Duration {
     Duration::from_secs(2u64.saturating_pow(attempts.clamp(1, 20) as u32)).min(Duration::from_secs(300))
 }
 
+fn outcome_label(state: DeliveryState, retry_at: Option<DateTime<Utc>>) -> &'static str {
+    match (state, retry_at) {
+        (_, Some(_)) => "retried",
+        (DeliveryState::Done, _) => "applied",
+        (DeliveryState::Ignored, _) => "ignored",
+        _ => "failed",
+    }
+}
+
 #[derive(Clone)]
 pub struct Worker {
     pub store: Arc<dyn Store>,
@@ -42,46 +51,45 @@ pub struct Worker {
 
 impl Worker {
     /// Claims and handles one round; returns how many deliveries it handled.
+    /// The round's outcomes are written together, in one transaction.
     pub async fn run_once(&self) -> StoreResult<usize> {
         let now = Utc::now();
         let lease_until = now + chrono::Duration::from_std(LEASE).expect("constant");
         let claimed = self.store.claim_deliveries(CLAIM, now, lease_until).await?;
+        let mut settlements = Vec::with_capacity(claimed.len());
         for delivery in &claimed {
-            self.handle(delivery).await?;
+            settlements.push(self.handle(delivery).await);
         }
+        self.store.settle_deliveries(&settlements, Utc::now()).await?;
         Ok(claimed.len())
     }
 
     #[tracing::instrument(name = "inbox.apply", skip_all, fields(delivery_id = %delivery.id, event = %delivery.event))]
-    async fn handle(&self, delivery: &ClaimedDelivery) -> StoreResult<()> {
-        let now = Utc::now();
+    async fn handle(&self, delivery: &ClaimedDelivery) -> Settlement {
         let event = delivery.event.as_str();
+        let settle = |state: DeliveryState, note: Option<String>, retry_at: Option<DateTime<Utc>>| {
+            self.metrics.deliveries.with_label_values(&[event, outcome_label(state, retry_at)]).inc();
+            Settlement { id: delivery.id.clone(), state, note, retry_at }
+        };
         match apply(&self.store, &self.refresh, delivery).await {
             Ok(ApplyOutcome::Applied(what)) => {
                 tracing::debug!(%what, "applied");
-                self.metrics.deliveries.with_label_values(&[event, "applied"]).inc();
-                self.store.finish_delivery(&delivery.id, DeliveryState::Done, None, now).await
+                settle(DeliveryState::Done, None, None)
             }
             Ok(ApplyOutcome::Ignored(why)) => {
                 tracing::debug!(%why, "ignored");
-                self.metrics.deliveries.with_label_values(&[event, "ignored"]).inc();
-                self.store.finish_delivery(&delivery.id, DeliveryState::Ignored, Some(&why), now).await
+                settle(DeliveryState::Ignored, Some(why), None)
             }
-            Err(ApplyError::Permanent(e)) => self.park(delivery, &e.to_string(), now).await,
-            Err(ApplyError::Transient(e)) if delivery.attempts >= MAX_ATTEMPTS => self.park(delivery, &e.to_string(), now).await,
-            Err(ApplyError::Transient(e)) => {
-                let next: DateTime<Utc> = now + chrono::Duration::from_std(retry_delay(delivery.attempts)).expect("bounded");
+            Err(ApplyError::Transient(e)) if delivery.attempts < MAX_ATTEMPTS => {
+                let next = Utc::now() + chrono::Duration::from_std(retry_delay(delivery.attempts)).expect("bounded");
                 tracing::warn!(error.message = %e, attempts = delivery.attempts, %next, "will retry");
-                self.metrics.deliveries.with_label_values(&[event, "retried"]).inc();
-                self.store.retry_delivery(&delivery.id, &e.to_string(), next).await
+                settle(DeliveryState::Pending, Some(e.to_string()), Some(next))
+            }
+            Err(e) => {
+                tracing::error!(error.message = %e, attempts = delivery.attempts, "parked as failed");
+                settle(DeliveryState::Failed, Some(e.to_string()), None)
             }
         }
-    }
-
-    async fn park(&self, delivery: &ClaimedDelivery, error: &str, now: DateTime<Utc>) -> StoreResult<()> {
-        tracing::error!(error.message = %error, attempts = delivery.attempts, "parked as failed");
-        self.metrics.deliveries.with_label_values(&[delivery.event.as_str(), "failed"]).inc();
-        self.store.finish_delivery(&delivery.id, DeliveryState::Failed, Some(error), now).await
     }
 
     /// Deletes finished deliveries past `RETENTION`, a batch at a time.

@@ -81,6 +81,8 @@ pub trait Store: Send + Sync + 'static {
     async fn finish_delivery(&self, id: &DeliveryId, state: DeliveryState, note: Option<&str>, now: DateTime<Utc>)
     -> StoreResult<()>;
     async fn retry_delivery(&self, id: &DeliveryId, error: &str, next_attempt_at: DateTime<Utc>) -> StoreResult<()>;
+    /// Settles a round of deliveries in one transaction (one disk flush, not one each).
+    async fn settle_deliveries(&self, settlements: &[Settlement], now: DateTime<Utc>) -> StoreResult<()>;
     async fn delivery(&self, id: &DeliveryId) -> StoreResult<Option<DeliveryRecord>>;
     async fn inbox_stats(&self) -> StoreResult<InboxStats>;
     /// Deletes up to `limit` finished (done or ignored) deliveries completed before `before`.

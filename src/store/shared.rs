@@ -41,7 +41,7 @@ macro_rules! portable_store {
         use crate::store::{
             Account, ClaimedDelivery, DeliveryRecord, DeliveryState, DueKind, DueUser, InboxStats,
             InsertOutcome, InstallationRecord, NewDelivery, RateLimitRecord, RunCounts,
-            RunRecord, RunStart, Store, StoreError, StoreResult, UserOutcome, UserRecord,
+            RunRecord, RunStart, Settlement, Store, StoreError, StoreResult, UserOutcome, UserRecord,
         };
 
         type Row = <$db as sqlx::Database>::Row;
@@ -239,6 +239,9 @@ macro_rules! portable_store {
                     let current: Option<UserStatus> =
                         current.map(|s| s.parse()).transpose().map_err(|e: String| corrupt("status", e))?;
                     let status = match inst.state {
+                        // Re-listing an installation we already had active is no news: a user GitHub
+                        // answered 404 for (`gone`) or who revoked us stays so until a real (re)install.
+                        InstallationState::Active if !newly_active => current.unwrap_or(UserStatus::Active),
                         InstallationState::Active => current.map_or(UserStatus::Active, UserStatus::on_installed),
                         InstallationState::Suspended => current.unwrap_or(UserStatus::Active).on_suspended(),
                         InstallationState::Uninstalled => current.unwrap_or(UserStatus::Active).on_uninstalled(),
@@ -389,29 +392,44 @@ macro_rules! portable_store {
                 note: Option<&str>,
                 now: DateTime<Utc>,
             ) -> StoreResult<()> {
-                sqlx::query(
-                    "UPDATE webhook_deliveries SET state = $2, last_error = $3, completed_at = $4, lease_until = NULL \
-                     WHERE delivery_id = $1",
-                )
-                .bind(id.as_str())
-                .bind(state.as_str())
-                .bind(note)
-                .bind(now)
-                .execute(&self.pool)
-                .await?;
-                Ok(())
+                let settlement = Settlement { id: id.clone(), state, note: note.map(str::to_owned), retry_at: None };
+                self.settle_deliveries(&[settlement], now).await
             }
 
             async fn retry_delivery(&self, id: &DeliveryId, error: &str, next_attempt_at: DateTime<Utc>) -> StoreResult<()> {
-                sqlx::query(
-                    "UPDATE webhook_deliveries SET last_error = $2, next_attempt_at = $3, lease_until = NULL \
-                     WHERE delivery_id = $1",
-                )
-                .bind(id.as_str())
-                .bind(error)
-                .bind(next_attempt_at)
-                .execute(&self.pool)
-                .await?;
+                let settlement = Settlement {
+                    id: id.clone(),
+                    state: DeliveryState::Pending,
+                    note: Some(error.to_owned()),
+                    retry_at: Some(next_attempt_at),
+                };
+                self.settle_deliveries(&[settlement], Utc::now()).await
+            }
+
+            async fn settle_deliveries(&self, settlements: &[Settlement], now: DateTime<Utc>) -> StoreResult<()> {
+                let mut tx = self.pool.begin_with($begin).await?;
+                for s in settlements {
+                    match s.retry_at {
+                        Some(retry_at) => sqlx::query(
+                            "UPDATE webhook_deliveries SET last_error = $2, next_attempt_at = $3, lease_until = NULL \
+                             WHERE delivery_id = $1",
+                        )
+                        .bind(s.id.as_str())
+                        .bind(s.note.as_deref())
+                        .bind(retry_at),
+                        None => sqlx::query(
+                            "UPDATE webhook_deliveries SET state = $2, last_error = $3, completed_at = $4, lease_until = NULL \
+                             WHERE delivery_id = $1",
+                        )
+                        .bind(s.id.as_str())
+                        .bind(s.state.as_str())
+                        .bind(s.note.as_deref())
+                        .bind(now),
+                    }
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
                 Ok(())
             }
 

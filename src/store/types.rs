@@ -62,6 +62,17 @@ impl DeliveryState {
     }
 }
 
+/// How one claimed delivery leaves its round: finished, or back to pending
+/// until `retry_at`.
+#[derive(Debug, Clone)]
+pub struct Settlement {
+    pub id: DeliveryId,
+    pub state: DeliveryState,
+    pub note: Option<String>,
+    /// Only for `Pending`: when to try again.
+    pub retry_at: Option<DateTime<Utc>>,
+}
+
 #[derive(Debug, Clone)]
 pub struct DeliveryRecord {
     pub id: DeliveryId,

@@ -94,7 +94,9 @@ impl Syncer {
     /// The body of a pass this process started.
     #[tracing::instrument(name = "sync.pass", skip_all, fields(run_id = %id))]
     pub async fn carry_out(&self, id: RunId, shutdown: &CancellationToken) -> anyhow::Result<PassReport> {
-        let started = Utc::now();
+        // The start as recorded: users this pass's listing discovers are due as of it, so the
+        // drain (which takes users due at the pass's start) fetches them in this pass.
+        let started = self.store.run(id).await?.map_or_else(Utc::now, |run| run.started_at);
         let mut counts = RunCounts::default();
         match self.reconcile_installations(started).await {
             Ok((added, removed)) => {
