@@ -8,8 +8,9 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::pass::Syncer;
-use crate::github::{Meter, Priority};
-use crate::store::DueKind;
+use crate::domain::{GitHubUserId, Login, RestProfile};
+use crate::github::{GitHubError, Meter, Priority, Resource};
+use crate::store::{DueKind, DueUser, UserOutcome};
 
 const CLAIM: usize = 16;
 const LEASE: chrono::Duration = chrono::Duration::minutes(2);
@@ -60,29 +61,31 @@ impl Syncer {
 
 impl Syncer {
     /// Fetches one user now (admin "sync"), spending the reserve if need be.
-    pub async fn refresh_one(&self, user: crate::store::DueUser) -> Result<crate::store::UserOutcome, crate::github::GitHubError> {
+    pub async fn refresh_one(&self, user: DueUser) -> Result<UserOutcome, GitHubError> {
         let meter = Meter::default();
         let mut result = self.reconcile_batch(vec![user], Priority::Webhook, true, &meter).await;
         match (result.outcomes.pop(), result.blocked_until) {
-            (Some(crate::store::UserOutcome::Released { .. }), Some(until)) => {
-                Err(crate::github::GitHubError::Blocked { until, reason: "rate limits".into() })
+            (Some(UserOutcome::Released { .. }), Some(until)) => {
+                Err(GitHubError::Blocked { until, reason: "rate limits".into() })
             }
             (Some(outcome), _) => Ok(outcome),
-            (None, _) => Err(crate::github::GitHubError::Decode("no outcome for the user".into())),
+            (None, _) => Err(GitHubError::Decode("no outcome for the user".into())),
         }
     }
 
-    pub async fn fetch_by_login(&self, login: &crate::domain::Login) -> Result<crate::domain::RestProfile, crate::github::GitHubError> {
+    /// Reads a user by login with any active installation's token (`POST /api/users`).
+    pub async fn fetch_by_login(&self, login: &Login) -> Result<RestProfile, GitHubError> {
         self.picker
-            .call(None, crate::github::Resource::Core, Priority::Webhook, None, |installation, opts| {
+            .call(None, Resource::Core, Priority::Webhook, None, |installation, opts| {
                 self.github.user_by_login(installation, login, Priority::Webhook, opts)
             })
             .await
     }
 
-    pub async fn fetch_by_id(&self, id: crate::domain::GitHubUserId) -> Result<crate::domain::RestProfile, crate::github::GitHubError> {
+    /// Reads a user by id with any active installation's token.
+    pub async fn fetch_by_id(&self, id: GitHubUserId) -> Result<RestProfile, GitHubError> {
         self.picker
-            .call(None, crate::github::Resource::Core, Priority::Webhook, None, |installation, opts| {
+            .call(None, Resource::Core, Priority::Webhook, None, |installation, opts| {
                 self.github.user_by_id(installation, id, Priority::Webhook, opts)
             })
             .await

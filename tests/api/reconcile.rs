@@ -44,6 +44,14 @@ async fn run_record(app: &TestApp, report: &ghsync::sync::PassReport) -> RunReco
     app.store().run(report.run_id).await.unwrap().expect("the pass is recorded")
 }
 
+/// Waits until every one of `ids` has a stored profile. A pass may end while the webhook
+/// refresher, which shares the queue, still holds a few users it claimed: they land soon after.
+async fn all_fetched(app: &TestApp, ids: &[i64]) {
+    for id in ids {
+        app.user_where(*id, "a stored profile", |u| u.github_profile.is_some()).await;
+    }
+}
+
 /// Waits until `n` users are due (their profiles went stale).
 async fn wait_until_due(app: &TestApp, n: i64) {
     let store = app.store().clone();
@@ -104,6 +112,7 @@ both_backends! {
         assert_eq!(run.state, "finished");
         assert_eq!(run.counts.installations_added, 12);
         assert_eq!(run.counts.failed, 0, "{run:?}");
+        all_fetched(&app, &ids).await;
         for id in &ids {
             let user = stored(&app, *id).await;
             let fake = app.github.user(*id).unwrap();
@@ -127,9 +136,7 @@ both_backends! {
         let ids = seed(&app, 1001..=1050);
         let first = app.run_pass().await;
         assert_eq!(first.counts.installations_added, 50);
-        for id in &ids {
-            assert!(stored(&app, *id).await.github_profile.is_some(), "user {id} fetched by the first pass");
-        }
+        all_fetched(&app, &ids).await;
 
         // 10 % of the users change on GitHub; nobody tells us.
         let edited = [1003_i64, 1012, 1027, 1039, 1048];
@@ -205,6 +212,8 @@ both_backends! {
             rate_window: Duration::from_secs(2),
             token_lifetime: Duration::from_secs(3),
             concurrency_cap: Some((2, 1)),
+            // Long enough for requests on one token to overlap, so the cap bites.
+            latency: Duration::from_millis(40),
             ..Faults::default()
         });
 
@@ -213,19 +222,26 @@ both_backends! {
         let second = app.run_pass().await;
         let took = started.elapsed();
 
+        let everyone: Vec<i64> = installed.iter().chain(&linked).copied().collect();
         let mut missing = Vec::new();
-        for id in installed.iter().chain(&linked) {
+        for id in &everyone {
             let user = stored(&app, *id).await;
-            if user.github_profile.is_none() || user.status.as_str() != "active" {
+            if user.github_profile.is_none() && user.last_error.is_some() {
                 missing.push((*id, user.status, user.failures, user.last_error));
             }
         }
-        assert!(missing.is_empty(), "not synced after two passes: {missing:?}\nfirst: {first:?}\nsecond: {second:?}");
+        assert!(missing.is_empty(), "failed and not synced after two passes: {missing:?}\nfirst: {first:?}\nsecond: {second:?}");
+        // Users the webhook refresher had claimed (tracked users are marked due) land as it finishes.
+        all_fetched(&app, &everyone).await;
+        for id in &everyone {
+            assert_eq!(stored(&app, *id).await.status.as_str(), "active", "user {id}");
+        }
         no_violations(&app);
         let stats = app.github.stats();
         eprintln!("faults: {took:?}, first {:?}, second {:?}, minted {}, statuses {:?}, core points {}", first.counts, second.counts, stats.tokens_minted, stats.statuses, stats.points_core);
         // The faults really happened: 5xx answers, secondary limits, several windows and tokens.
         assert!(stats.statuses.get(&502).copied().unwrap_or(0) > 0, "{stats:#?}");
+        assert!(stats.statuses.get(&403).copied().unwrap_or(0) > 0, "the concurrency cap answered 403 + retry-after: {stats:#?}");
         assert!(stats.points_core >= 123, "every user cost a point at least: {stats:#?}");
         assert!(stats.tokens_minted > 3, "tokens expired and were replaced during the pass: {stats:#?}");
     }
@@ -304,18 +320,15 @@ both_backends! {
         assert_eq!(a.run_id, b.run_id, "one pass");
         assert!(a.joined != b.joined, "exactly one joined the other: {a:?} {b:?}");
         assert_eq!(app.store().runs(10).await.unwrap().len(), 1);
-        for id in &ids {
-            assert!(stored(&app, *id).await.github_profile.is_some(), "user {id}");
-        }
+        all_fetched(&app, &ids).await;
         assert_eq!(app.github.stats().rest_user_fetches, 10, "no user was fetched twice");
     }
 
     async fn when_graphql_is_refused_a_pass_checks_known_users_over_rest_and_says_so(backend: Backend) {
         let app = spawn_app_with(backend, stale_quickly()).await;
         let ids = seed(&app, 1101..=1106);
-        let r1 = app.run_pass().await;
-        eprintln!("DEBUG r1 {r1:?}");
-        for id in &ids { let u = stored(&app, *id).await; eprintln!("DEBUG {id} synced={:?} next={:?} prof={}", u.last_synced_at, u.next_sync_at, u.github_profile.is_some()); }
+        app.run_pass().await;
+        all_fetched(&app, &ids).await;
         app.github.set_faults(Faults { graphql_forbidden: true, ..Faults::default() });
         app.github.edit_user(1104, |u| u.location = Some("Lisbon".into()));
         wait_until_due(&app, 6).await;
@@ -339,6 +352,7 @@ both_backends! {
         let app = spawn_app_with(backend, stale_quickly()).await;
         let ids = seed(&app, 1201..=1204);
         app.run_pass().await;
+        all_fetched(&app, &ids).await;
         wait_until_due(&app, 4).await;
         app.run_pass().await; // a GraphQL check too
 
@@ -382,8 +396,9 @@ both_backends! {
 
     async fn a_user_github_no_longer_knows_is_marked_gone_by_a_pass(backend: Backend) {
         let app = spawn_app_with(backend, stale_quickly()).await;
-        seed(&app, 1301..=1303);
+        let ids = seed(&app, 1301..=1303);
         app.run_pass().await;
+        all_fetched(&app, &ids).await;
         app.github.remove_user(1302);
         wait_until_due(&app, 3).await;
         let report = app.run_pass().await;
@@ -403,6 +418,6 @@ both_backends! {
         app.github.reset_stats();
         let later = app.run_pass().await;
         assert_eq!(later.counts.gone, 0);
-        assert_eq!(app.github.stats().requests.get("get_user").copied().unwrap_or(0), 0);
+        assert_eq!(app.github.stats().requests.get("get_user").copied().unwrap_or(0), 0, "{later:?} {:#?}", app.github.stats());
     }
 }
