@@ -365,7 +365,8 @@ mod tests {
 
     #[test]
     fn each_bad_setting_is_named_in_one_line() {
-        let cases: Vec<(fn(&mut RawSettings), &str)> = vec![
+        type Edit = fn(&mut RawSettings);
+        let cases: Vec<(Edit, &str)> = vec![
             (|r| r.github_app_id = Some("abc".into()), "GITHUB_APP_ID: \"abc\" is not a number"),
             (|r| r.github_app_id = None, "GITHUB_APP_ID: missing"),
             (|r| r.github_app_private_key_path = Some("/nope.pem".into()), "GITHUB_APP_PRIVATE_KEY_PATH: cannot read /nope.pem"),

@@ -35,8 +35,21 @@ impl SqliteStore {
             .await
             .context("cannot open the SQLite database")?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await.context("cannot migrate the SQLite database")?;
+        release_leases(&pool).await.context("cannot release leases left by an earlier process")?;
         Ok(Self { pool })
     }
+}
+
+/// SQLite serves one ghsync process: leases still set at start-up belong to
+/// a process that died (a `kill -9`), so its work is taken back at once
+/// instead of after the lease runs out.
+async fn release_leases(pool: &SqlitePool) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    sqlx::query("UPDATE webhook_deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL AND state = 'pending'")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE users SET claimed_until = NULL WHERE claimed_until IS NOT NULL").execute(&mut *tx).await?;
+    tx.commit().await
 }
 
 super::shared::portable_store!(SqliteStore, Sqlite, begin_write = "BEGIN IMMEDIATE", skip_locked = "");

@@ -22,9 +22,9 @@ pub fn pass_due_at_start(last_finished: Option<DateTime<Utc>>, interval: std::ti
 /// clokwerk's interval for a duration: whole hours, minutes or seconds.
 fn clokwerk_interval(every: std::time::Duration) -> Interval {
     let secs = every.as_secs().max(1) as u32;
-    if secs % 3600 == 0 {
+    if secs.is_multiple_of(3600) {
         Interval::Hours(secs / 3600)
-    } else if secs % 60 == 0 {
+    } else if secs.is_multiple_of(60) {
         Interval::Minutes(secs / 60)
     } else {
         Interval::Seconds(secs)

@@ -4,7 +4,7 @@
 use reqwest::Method;
 
 use crate::both_backends;
-use crate::helpers::{Backend, spawn_app};
+use crate::helpers::spawn_app;
 
 both_backends! {
     async fn a_disconnected_user_stays_erased_through_passes_until_they_install_again(backend: Backend) {
@@ -31,7 +31,7 @@ mod retention {
     use ghsync::store::{DeliveryState, NewDelivery};
 
     use crate::both_backends;
-    use crate::helpers::{Backend, TestDb};
+    use crate::helpers::TestDb;
 
     fn delivery(n: u32) -> NewDelivery {
         NewDelivery {

@@ -4,7 +4,7 @@ use chrono::Utc;
 use ghsync::fake_github::payloads;
 
 use crate::both_backends;
-use crate::helpers::{Backend, SECRET, spawn_app};
+use crate::helpers::{SECRET, spawn_app};
 
 /// A port nothing listens on: GitHub's attempt fails to connect.
 const NOWHERE: &str = "http://127.0.0.1:9/webhooks/github";

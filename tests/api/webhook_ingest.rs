@@ -2,7 +2,7 @@
 //! stores nothing".
 
 use crate::both_backends;
-use crate::helpers::{Backend, Options, SECRET, spawn_app, spawn_app_with};
+use crate::helpers::{Options, SECRET, spawn_app, spawn_app_with};
 use ghsync::domain::DeliveryId;
 use ghsync::webhook::sign;
 
