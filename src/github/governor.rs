@@ -296,9 +296,15 @@ impl Governor {
             if limited && obs.remaining == Some(0) && !obs.secondary {
                 bucket.remaining = 0;
             } else if limited && (obs.secondary || obs.retry_after.is_some()) {
-                slot.strikes += 1;
-                let pause = secondary_pause(obs.retry_after, slot.strikes);
-                slot.paused_until = Some(now + ChronoDuration::from_std(pause).unwrap_or_default());
+                // Refusals of requests that were already on the wire when the pause began are
+                // the same strike, not new ones (a burst of them would otherwise mean a 15-minute pause).
+                let paused = slot.paused_until.is_some_and(|t| t > now);
+                if !paused {
+                    slot.strikes += 1;
+                }
+                let pause = secondary_pause(obs.retry_after, slot.strikes.max(1));
+                let until = now + ChronoDuration::from_std(pause).unwrap_or_default();
+                slot.paused_until = Some(slot.paused_until.filter(|_| paused).map_or(until, |t| t.max(until)));
             } else if (200..300).contains(&obs.status) || obs.status == 304 || obs.status == 404 {
                 slot.strikes = 0;
             }

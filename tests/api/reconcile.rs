@@ -13,18 +13,27 @@ use ghsync::fake_github::{FakeUser, Faults};
 use ghsync::store::{Account, InstallationRecord, RunRecord, RunStart, UserRecord};
 
 use crate::both_backends;
-use crate::helpers::{Backend, Options, TestApp, TestDb, eventually, open_store, spawn_app, spawn_app_on, spawn_app_with};
+use crate::helpers::{
+    Backend, Options, TestApp, TestDb, eventually, open_store, spawn_app, spawn_app_on,
+    spawn_app_with,
+};
 
 /// Profiles go stale after 2 s, so a second pass finds every user due again
 /// without marking them (a mark would also wake the webhook refresher).
 const STALE_AFTER: Duration = Duration::from_secs(2);
 
 fn stale_quickly() -> Options {
-    Options { edit: Box::new(|s| s.sync.stale_after = STALE_AFTER), ..Default::default() }
+    Options {
+        edit: Box::new(|s| s.sync.stale_after = STALE_AFTER),
+        ..Default::default()
+    }
 }
 
 fn scheduled() -> Options {
-    Options { edit: Box::new(|s| s.sync.schedule = true), ..Default::default() }
+    Options {
+        edit: Box::new(|s| s.sync.schedule = true),
+        ..Default::default()
+    }
 }
 
 fn uid(id: i64) -> GitHubUserId {
@@ -33,32 +42,45 @@ fn uid(id: i64) -> GitHubUserId {
 
 /// Users on the fake only, each with an installation of their own: the database knows nothing.
 fn seed(app: &TestApp, ids: impl IntoIterator<Item = i64>) -> Vec<i64> {
-    ids.into_iter().inspect(|id| drop(app.github_user(*id))).collect()
+    ids.into_iter()
+        .inspect(|id| drop(app.github_user(*id)))
+        .collect()
 }
 
 async fn stored(app: &TestApp, id: i64) -> UserRecord {
-    app.user(id).await.unwrap_or_else(|| panic!("user {id} is stored"))
+    app.user(id)
+        .await
+        .unwrap_or_else(|| panic!("user {id} is stored"))
 }
 
 async fn run_record(app: &TestApp, report: &ghsync::sync::PassReport) -> RunRecord {
-    app.store().run(report.run_id).await.unwrap().expect("the pass is recorded")
+    app.store()
+        .run(report.run_id)
+        .await
+        .unwrap()
+        .expect("the pass is recorded")
 }
 
 /// Waits until every one of `ids` has a stored profile. A pass may end while the webhook
 /// refresher, which shares the queue, still holds a few users it claimed: they land soon after.
 async fn all_fetched(app: &TestApp, ids: &[i64]) {
     for id in ids {
-        app.user_where(*id, "a stored profile", |u| u.github_profile.is_some()).await;
+        app.user_where(*id, "a stored profile", |u| u.github_profile.is_some())
+            .await;
     }
 }
 
 /// Waits until `n` users are due (their profiles went stale).
 async fn wait_until_due(app: &TestApp, n: i64) {
     let store = app.store().clone();
-    eventually(&format!("{n} users to fall due"), Duration::from_secs(15), || {
-        let store = store.clone();
-        async move { (store.count_due_users(Utc::now()).await.ok()? == n).then_some(()) }
-    })
+    eventually(
+        &format!("{n} users to fall due"),
+        Duration::from_secs(15),
+        || {
+            let store = store.clone();
+            async move { (store.count_due_users(Utc::now()).await.ok()? == n).then_some(()) }
+        },
+    )
     .await;
 }
 
@@ -91,7 +113,11 @@ async fn db_with_finished_run(backend: Backend, ago: ChronoDuration) -> TestDb {
     let db = TestDb::create(backend).await;
     let store = open_store(&db).await;
     let at = Utc::now() - ago;
-    let RunStart::Started(id) = store.start_run("test", at - ChronoDuration::minutes(1), at).await.unwrap() else {
+    let RunStart::Started(id) = store
+        .start_run("test", at - ChronoDuration::minutes(1), at)
+        .await
+        .unwrap()
+    else {
         panic!("a fresh database has no running pass");
     };
     store.finish_run(id, at).await.unwrap();
@@ -176,9 +202,20 @@ both_backends! {
 
     async fn under_faults_every_user_is_synced_within_two_passes_without_a_request_on_a_spent_expired_or_paused_token(backend: Backend) {
         let app = spawn_app(backend).await;
-        // Three installations; 120 more users linked without installing, read with their tokens.
+        // Faults first: the webhook refresher may pick up the tracked users (and mint) at any moment.
+        app.github.set_faults(Faults {
+            server_error_rate: 0.2,
+            rate_limit: 30,
+            rate_window: Duration::from_secs(2),
+            token_lifetime: Duration::from_secs(3),
+            concurrency_cap: Some((2, 1)),
+            // Long enough for requests on one token to overlap, so the cap bites.
+            latency: Duration::from_millis(40),
+            ..Faults::default()
+        });
+        // Three installations; 45 more users linked without installing, read with their tokens.
         let installed = seed(&app, 501..=503);
-        let linked: Vec<i64> = (601..=720).collect();
+        let linked: Vec<i64> = (601..=645).collect();
         let now = Utc::now();
         for id in &installed {
             // Known up front, so a listing that fails four times in a row cannot leave us tokenless.
@@ -206,20 +243,12 @@ both_backends! {
             };
             app.store().track_user(&account, now).await.unwrap();
         }
-        app.github.set_faults(Faults {
-            server_error_rate: 0.2,
-            rate_limit: 30,
-            rate_window: Duration::from_secs(2),
-            token_lifetime: Duration::from_secs(3),
-            concurrency_cap: Some((2, 1)),
-            // Long enough for requests on one token to overlap, so the cap bites.
-            latency: Duration::from_millis(40),
-            ..Faults::default()
-        });
 
         let started = std::time::Instant::now();
-        let first = app.run_pass().await;
-        let second = app.run_pass().await;
+        // A pass that sits out a long pause is a failure here, not a hang.
+        let limit = Duration::from_secs(25);
+        let first = tokio::time::timeout(limit, app.run_pass()).await.unwrap_or_else(|_| panic!("first pass over {limit:?}: {:#?}", app.github.stats()));
+        let second = tokio::time::timeout(limit, app.run_pass()).await.unwrap_or_else(|_| panic!("second pass over {limit:?}: {:#?}", app.github.stats()));
         let took = started.elapsed();
 
         let everyone: Vec<i64> = installed.iter().chain(&linked).copied().collect();
@@ -242,7 +271,7 @@ both_backends! {
         // The faults really happened: 5xx answers, secondary limits, several windows and tokens.
         assert!(stats.statuses.get(&502).copied().unwrap_or(0) > 0, "{stats:#?}");
         assert!(stats.statuses.get(&403).copied().unwrap_or(0) > 0, "the concurrency cap answered 403 + retry-after: {stats:#?}");
-        assert!(stats.points_core >= 123, "every user cost a point at least: {stats:#?}");
+        assert!(stats.points_core >= 48, "every user cost a point at least: {stats:#?}");
         assert!(stats.tokens_minted > 3, "tokens expired and were replaced during the pass: {stats:#?}");
     }
 
