@@ -96,17 +96,30 @@ struct Bucket {
     reset_at: DateTime<Utc>,
     known: bool,
     probing: bool,
+    /// Points booked by requests whose answers have not come back yet.
+    in_flight: i64,
 }
 
 impl Bucket {
     fn unknown() -> Self {
-        Self { limit: ASSUMED_LIMIT, remaining: ASSUMED_LIMIT, reset_at: DateTime::<Utc>::MIN_UTC, known: false, probing: false }
+        Self {
+            limit: ASSUMED_LIMIT,
+            remaining: ASSUMED_LIMIT,
+            reset_at: DateTime::<Utc>::MIN_UTC,
+            known: false,
+            probing: false,
+            in_flight: 0,
+        }
     }
 
-    /// GitHub refills the whole budget when the window rolls over.
+    /// The window is over: GitHub refills the budget, but when its next window
+    /// ends we learn only from an answer. Until then the budget is probed (one
+    /// request at a time), never assumed full: else every request sent before
+    /// that first answer would count against a budget we believe untouched.
     fn roll(&mut self, now: DateTime<Utc>) {
-        if self.known && now >= self.reset_at && self.remaining < self.limit {
+        if self.known && now >= self.reset_at {
             self.remaining = self.limit;
+            self.known = false;
         }
     }
 
@@ -198,16 +211,18 @@ impl Governor {
             bucket.roll(now);
             if !bucket.known {
                 // Until an answer tells us the budget, one request at a time finds it out.
-                if bucket.probing {
+                if bucket.probing || bucket.in_flight > 0 {
                     return Err(Refusal::Probing);
                 }
                 bucket.probing = true;
+                bucket.in_flight += cost;
                 return Ok(());
             }
             if bucket.available(priority, fraction) < cost {
                 return Err(Refusal::Exhausted(bucket.reset_at));
             }
             bucket.remaining -= cost;
+            bucket.in_flight += cost;
             Ok(())
         })
     }
@@ -264,24 +279,27 @@ impl Governor {
             let bucket = slot.bucket(resource);
             bucket.roll(now);
             if !bucket.known {
-                return if bucket.probing { Err(Refusal::Probing) } else { Ok(bucket.limit) };
+                return if bucket.probing || bucket.in_flight > 0 { Err(Refusal::Probing) } else { Ok(bucket.limit) };
             }
             let available = bucket.available(priority, fraction);
             if available < cost { Err(Refusal::Exhausted(bucket.reset_at)) } else { Ok(available) }
         })
     }
 
-    /// Records what an answer said (or that none came: `obs` is `None`).
-    pub fn observe(&self, id: InstallationId, resource: Resource, obs: Option<&Observation>, now: DateTime<Utc>) {
+    /// Records what the answer to a request that booked `cost` said (or that
+    /// none came: `obs` is `None`).
+    pub fn observe(&self, id: InstallationId, resource: Resource, cost: i64, obs: Option<&Observation>, now: DateTime<Utc>) {
         self.with_slot(id, |slot| {
             slot.dirty = true;
             let bucket = slot.bucket(resource);
             bucket.probing = false;
+            bucket.in_flight = (bucket.in_flight - cost).max(0);
             let Some(obs) = obs else { return };
             if let (Some(limit), Some(remaining), Some(reset)) = (obs.limit, obs.remaining, obs.reset) {
                 // Within one window, answers to concurrent requests arrive out of order: trust the lowest.
                 if !bucket.known || reset > bucket.reset_at {
-                    bucket.remaining = remaining;
+                    // A new window: requests still on the wire may not be counted in it yet.
+                    bucket.remaining = remaining - bucket.in_flight;
                 } else {
                     bucket.remaining = bucket.remaining.min(remaining);
                 }
@@ -318,6 +336,7 @@ impl Governor {
             if bucket.known {
                 bucket.remaining = (bucket.remaining + cost).min(bucket.limit);
             }
+            bucket.in_flight = (bucket.in_flight - cost).max(0);
             bucket.probing = false;
         })
     }
@@ -369,7 +388,14 @@ impl Governor {
                 if bucket.known && bucket.reset_at >= r.reset_at {
                     return;
                 }
-                *bucket = Bucket { limit: r.limit, remaining: r.remaining, reset_at: r.reset_at, known: true, probing: false };
+                *bucket = Bucket {
+                    limit: r.limit,
+                    remaining: r.remaining,
+                    reset_at: r.reset_at,
+                    known: true,
+                    probing: false,
+                    in_flight: 0,
+                };
                 if r.paused_until > slot.paused_until {
                     slot.paused_until = r.paused_until;
                 }

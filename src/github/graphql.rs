@@ -174,7 +174,8 @@ impl GitHub {
         if matches!(result, Err(GitHubError::RateLimited { .. })) {
             let mut obs = answer.observation();
             obs.graphql_rate_limited = true;
-            self.inner.governor.observe(installation, Resource::Graphql, Some(&obs), chrono::Utc::now());
+            // Booked and answered already; this only records that the budget is spent.
+            self.inner.governor.observe(installation, Resource::Graphql, 0, Some(&obs), chrono::Utc::now());
         }
         result
     }

@@ -196,7 +196,11 @@ impl GitHub {
         };
         let (method, url, body) = request;
         let mut answer = self.inner.transport.send(method.clone(), &url, token.secret.expose_secret(), body.clone()).await;
-        while matches!(&answer, Ok(a) if a.status == 401) && Utc::now() - token.minted_at < REPLICATION_GRACE {
+        // Only while the token is young and still fresh: never resend on one about to expire.
+        while matches!(&answer, Ok(a) if a.status == 401)
+            && Utc::now() - token.minted_at < REPLICATION_GRACE
+            && token.is_fresh(Utc::now())
+        {
             tokio::time::sleep(Duration::from_millis(500)).await;
             answer = self.inner.transport.send(method.clone(), &url, token.secret.expose_secret(), body.clone()).await;
         }
@@ -205,15 +209,16 @@ impl GitHub {
         let answer = match answer {
             Ok(answer) => answer,
             Err(e) => {
-                governor.observe(id, resource, None, Utc::now());
+                governor.observe(id, resource, cost, None, Utc::now());
                 return Err(e);
             }
         };
-        governor.observe(id, resource, Some(&answer.observation()), Utc::now());
+        governor.observe(id, resource, cost, Some(&answer.observation()), Utc::now());
         if answer.status == 401 {
             self.inner.tokens.invalidate(id).await;
         }
-        if answer.status != 304 && answer.status < 500 {
+        // GitHub charges what it served (and a 404); refusals and 304s cost nothing.
+        if (200..300).contains(&answer.status) || answer.status == 404 {
             let charged = if resource == Resource::Core { 1 } else { cost };
             self.inner.metrics.github_points.with_label_values(&[resource.as_str()]).inc_by(charged as u64);
             if let Some(meter) = opts.meter {

@@ -81,7 +81,7 @@ pub async fn track(_: Admin, state: web::Data<AppState>, body: web::Json<TrackRe
     let created = state.store.track_user(&account, now).await?;
     let next_sync_at = now + chrono::Duration::from_std(state.settings.sync.stale_after).unwrap_or_default();
     let outcome = UserOutcome::Changed { hash: profile.key.hash(), observed: None, next_sync_at, profile: Box::new(profile) };
-    state.store.record_outcomes(&[outcome], now).await?;
+    state.store.record_outcomes(&[outcome], now, Utc::now()).await?;
     let user = existing(&state, account.id).await?;
     Ok(if created { HttpResponse::Created().json(user) } else { HttpResponse::Ok().json(user) })
 }
@@ -102,8 +102,9 @@ pub async fn sync_now(_: Admin, state: web::Data<AppState>, path: web::Path<Stri
         observed_hash: None,
         failures: user.failures,
     };
+    let started = Utc::now();
     let outcome = syncer.refresh_one(due).await?;
-    state.store.record_outcomes(std::slice::from_ref(&outcome), Utc::now()).await?;
+    state.store.record_outcomes(std::slice::from_ref(&outcome), started, Utc::now()).await?;
     if let UserOutcome::Failed { error, .. } = outcome {
         return Err(ApiError::BadGateway(error));
     }

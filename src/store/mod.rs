@@ -140,8 +140,10 @@ pub trait Store: Send + Sync + 'static {
     /// When the next marked user falls due, if any.
     async fn next_marked_due(&self) -> StoreResult<Option<DateTime<Utc>>>;
     /// Stores what fetching a batch of users found, in one transaction, and
-    /// releases their leases. A user marked due again while we fetched keeps the mark.
-    async fn record_outcomes(&self, outcomes: &[UserOutcome], now: DateTime<Utc>) -> StoreResult<()>;
+    /// releases their leases. A mark due after `claimed_at` (a webhook that
+    /// came while we fetched) is kept: what we fetched may predate it.
+    async fn record_outcomes(&self, outcomes: &[UserOutcome], claimed_at: DateTime<Utc>, now: DateTime<Utc>)
+    -> StoreResult<()>;
 
     // --- reconcile passes ----------------------------------------------
     /// Starts a pass unless one runs; a pass whose heartbeat is older than

@@ -163,6 +163,7 @@ macro_rules! portable_store {
                 hash: &ProfileHash,
                 observed: Option<&ProfileHash>,
                 next_sync_at: DateTime<Utc>,
+                claimed_at: DateTime<Utc>,
                 now: DateTime<Utc>,
             ) -> StoreResult<()> {
                 let k = &p.key;
@@ -172,7 +173,7 @@ macro_rules! portable_store {
                      public_gists = $13, followers = $14, following = $15, github_created_at = $16, \
                      github_updated_at = $17, github_profile = $18, profile_hash = $19, \
                      observed_hash = COALESCE($20, observed_hash), last_synced_at = $21, next_sync_at = $22, \
-                     due_at = CASE WHEN due_at <= $21 THEN NULL ELSE due_at END, claimed_until = NULL, \
+                     due_at = CASE WHEN due_at <= $23 THEN NULL ELSE due_at END, claimed_until = NULL, \
                      failures = 0, last_error = NULL, updated_at = $21 \
                      WHERE github_id = $1 AND sync_enabled",
                 )
@@ -198,6 +199,7 @@ macro_rules! portable_store {
                 .bind(observed.map(|h| h.as_str()))
                 .bind(now)
                 .bind(next_sync_at)
+                .bind(claimed_at)
                 .execute(&mut **tx)
                 .await?;
                 Ok(())
@@ -776,23 +778,29 @@ macro_rules! portable_store {
                 })
             }
 
-            async fn record_outcomes(&self, outcomes: &[UserOutcome], now: DateTime<Utc>) -> StoreResult<()> {
+            async fn record_outcomes(
+                &self,
+                outcomes: &[UserOutcome],
+                claimed_at: DateTime<Utc>,
+                now: DateTime<Utc>,
+            ) -> StoreResult<()> {
                 let mut tx = self.pool.begin_with($begin).await?;
                 for outcome in outcomes {
                     match outcome {
                         UserOutcome::Changed { profile, hash, observed, next_sync_at } => {
-                            Self::store_profile(&mut tx, profile, hash, observed.as_ref(), *next_sync_at, now).await?
+                            Self::store_profile(&mut tx, profile, hash, observed.as_ref(), *next_sync_at, claimed_at, now).await?
                         }
                         UserOutcome::Unchanged { id, observed, next_sync_at } => {
                             sqlx::query(
                                 "UPDATE users SET observed_hash = $2, last_synced_at = $3, next_sync_at = $4, \
-                                 due_at = CASE WHEN due_at <= $3 THEN NULL ELSE due_at END, claimed_until = NULL, \
+                                 due_at = CASE WHEN due_at <= $5 THEN NULL ELSE due_at END, claimed_until = NULL, \
                                  failures = 0, last_error = NULL WHERE github_id = $1",
                             )
                             .bind(id.get())
                             .bind(observed.as_str())
                             .bind(now)
                             .bind(*next_sync_at)
+                            .bind(claimed_at)
                             .execute(&mut *tx)
                             .await?;
                         }

@@ -163,12 +163,13 @@ impl Syncer {
         let meter = Meter::default();
         while !shutdown.is_cancelled() {
             // Due as of the pass's start: a user synced (or failed) during the pass waits for the next one.
-            let batch = self.store.claim_due_users(DueKind::All, self.settings.batch_size, cutoff, Utc::now() + LEASE).await?;
+            let claimed_at = Utc::now();
+            let batch = self.store.claim_due_users(DueKind::All, self.settings.batch_size, cutoff, claimed_at + LEASE).await?;
             if batch.is_empty() {
                 break;
             }
             let result = self.reconcile_batch(batch, Priority::Background, false, &meter).await;
-            self.store.record_outcomes(&result.outcomes, Utc::now()).await?;
+            self.store.record_outcomes(&result.outcomes, claimed_at, Utc::now()).await?;
             let mut counts = counts_of(&result.outcomes);
             (counts.points_core, counts.points_graphql) = meter.take();
             self.record_batch(id, &counts, &result.notes, &result.errors).await?;

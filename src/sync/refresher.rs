@@ -28,7 +28,7 @@ impl Syncer {
         let count = users.len();
         let meter = Meter::default();
         let result = self.reconcile_batch(users, Priority::Webhook, true, &meter).await;
-        self.store.record_outcomes(&result.outcomes, Utc::now()).await?;
+        self.store.record_outcomes(&result.outcomes, now, Utc::now()).await?;
         for error in &result.errors {
             tracing::warn!(%error, "webhook-driven refresh failed");
         }

@@ -173,7 +173,7 @@ both_backends! {
         assert_eq!(claim_ids(&store, DueKind::All, 10, now).await, vec![21]);
         let retry_at = t0 + Duration::hours(1);
         let failed = UserOutcome::Failed { id: uid(21), error: "GitHub answered 502".into(), retry_at };
-        store.record_outcomes(std::slice::from_ref(&failed), now + Duration::seconds(1)).await.unwrap();
+        store.record_outcomes(std::slice::from_ref(&failed), now, now + Duration::seconds(1)).await.unwrap();
 
         let user = store.user_by_id(uid(21)).await.unwrap().unwrap();
         assert_eq!(user.failures, 1);
@@ -185,7 +185,7 @@ both_backends! {
         let later = retry_at + Duration::seconds(1);
         assert_eq!(claim_ids(&store, DueKind::All, 10, later).await, vec![21]);
         let failed = UserOutcome::Failed { id: uid(21), error: "timeout".into(), retry_at: later + Duration::hours(2) };
-        store.record_outcomes(&[failed], later).await.unwrap();
+        store.record_outcomes(&[failed], later, later).await.unwrap();
         let user = store.user_by_id(uid(21)).await.unwrap().unwrap();
         assert_eq!(user.failures, 2, "failures in a row add up");
         assert_eq!(user.next_sync_at, Some(later + Duration::hours(2)));
@@ -193,7 +193,7 @@ both_backends! {
         // A success resets the count.
         let at = later + Duration::hours(2) + Duration::seconds(1);
         assert_eq!(claim_ids(&store, DueKind::All, 10, at).await, vec![21]);
-        store.record_outcomes(&[unchanged(21, at + Duration::hours(12))], at).await.unwrap();
+        store.record_outcomes(&[unchanged(21, at + Duration::hours(12))], at, at).await.unwrap();
         let user = store.user_by_id(uid(21)).await.unwrap().unwrap();
         assert_eq!(user.failures, 0);
         assert_eq!(user.last_error, None);
@@ -211,7 +211,7 @@ both_backends! {
         store.mark_due(uid(31), due, t0 + Duration::seconds(2)).await.unwrap();
         let recorded_at = t0 + Duration::seconds(3);
         let next = recorded_at + Duration::hours(12);
-        store.record_outcomes(&[unchanged(31, next), unchanged(32, next)], recorded_at).await.unwrap();
+        store.record_outcomes(&[unchanged(31, next), unchanged(32, next)], claimed_at, recorded_at).await.unwrap();
 
         // 31 keeps its mark: what we fetched may predate the change the webhook announced.
         assert_eq!(store.next_marked_due().await.unwrap(), Some(due));

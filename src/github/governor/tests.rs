@@ -18,7 +18,7 @@ fn an_unknown_budget_is_probed_by_one_request_at_a_time() {
     let now = Utc::now();
     assert!(g.admit(id(1), Resource::Core, 1, Priority::Background, now).is_ok());
     assert_eq!(g.admit(id(1), Resource::Core, 1, Priority::Background, now), Err(Refusal::Probing));
-    g.observe(id(1), Resource::Core, Some(&answer(100, 99, now + ChronoDuration::hours(1))), now);
+    g.observe(id(1), Resource::Core, 1, Some(&answer(100, 99, now + ChronoDuration::hours(1))), now);
     assert!(g.admit(id(1), Resource::Core, 1, Priority::Background, now).is_ok());
 }
 
@@ -28,7 +28,7 @@ fn background_work_leaves_the_reserve_for_webhooks() {
     let now = Utc::now();
     let reset = now + ChronoDuration::hours(1);
     g.admit(id(1), Resource::Core, 1, Priority::Background, now).unwrap();
-    g.observe(id(1), Resource::Core, Some(&answer(100, 12, reset)), now);
+    g.observe(id(1), Resource::Core, 1, Some(&answer(100, 12, reset)), now);
     // reserve = 10: two background points left, then only webhooks.
     assert!(g.admit(id(1), Resource::Core, 1, Priority::Background, now).is_ok());
     assert!(g.admit(id(1), Resource::Core, 1, Priority::Background, now).is_ok());
@@ -42,7 +42,7 @@ fn an_exhausted_budget_is_refused_until_its_reset_then_refilled() {
     let now = Utc::now();
     let reset = now + ChronoDuration::seconds(30);
     g.admit(id(1), Resource::Graphql, 1, Priority::Webhook, now).unwrap();
-    g.observe(id(1), Resource::Graphql, Some(&answer(50, 0, reset)), now);
+    g.observe(id(1), Resource::Graphql, 1, Some(&answer(50, 0, reset)), now);
     assert_eq!(g.admit(id(1), Resource::Graphql, 1, Priority::Webhook, now), Err(Refusal::Exhausted(reset)));
     assert!(g.admit(id(1), Resource::Graphql, 1, Priority::Webhook, reset + ChronoDuration::seconds(1)).is_ok());
     // The other resource and other installations have their own budgets.
@@ -55,11 +55,11 @@ fn out_of_order_answers_never_raise_the_budget_within_a_window() {
     let now = Utc::now();
     let reset = now + ChronoDuration::hours(1);
     g.admit(id(1), Resource::Core, 1, Priority::Webhook, now).unwrap();
-    g.observe(id(1), Resource::Core, Some(&answer(100, 40, reset)), now);
-    g.observe(id(1), Resource::Core, Some(&answer(100, 45, reset)), now);
+    g.observe(id(1), Resource::Core, 1, Some(&answer(100, 40, reset)), now);
+    g.observe(id(1), Resource::Core, 1, Some(&answer(100, 45, reset)), now);
     assert_eq!(g.snapshot(now)[0].remaining, 40);
     // A new window replaces the old figure.
-    g.observe(id(1), Resource::Core, Some(&answer(100, 99, reset + ChronoDuration::hours(1))), now);
+    g.observe(id(1), Resource::Core, 1, Some(&answer(100, 99, reset + ChronoDuration::hours(1))), now);
     assert_eq!(g.snapshot(now)[0].remaining, 99);
 }
 
@@ -68,13 +68,13 @@ fn a_secondary_limit_pauses_the_token_for_retry_after_then_longer() {
     let g = governor();
     let now = Utc::now();
     let hit = Observation { status: 403, retry_after: Some(Duration::from_secs(5)), secondary: true, ..Default::default() };
-    g.observe(id(1), Resource::Core, Some(&hit), now);
+    g.observe(id(1), Resource::Core, 1, Some(&hit), now);
     let Err(Refusal::Paused(until)) = g.admit(id(1), Resource::Graphql, 1, Priority::Webhook, now) else {
         panic!("a paused token must refuse every resource");
     };
     let secs = (until - now).num_milliseconds();
     assert!((5_000..=6_000).contains(&secs), "{secs}");
-    g.observe(id(1), Resource::Core, Some(&hit), until);
+    g.observe(id(1), Resource::Core, 1, Some(&hit), until);
     let Err(Refusal::Paused(second)) = g.admit(id(1), Resource::Core, 1, Priority::Webhook, until) else { panic!() };
     assert!((second - until).num_milliseconds() >= 10_000, "the second strike waits twice as long");
 }
@@ -93,7 +93,7 @@ fn a_primary_403_empties_the_bucket_without_pausing_the_token() {
     let reset = now + ChronoDuration::minutes(10);
     let hit = Observation { status: 403, limit: Some(5000), remaining: Some(0), reset: Some(reset), ..Default::default() };
     g.admit(id(1), Resource::Core, 1, Priority::Webhook, now).unwrap();
-    g.observe(id(1), Resource::Core, Some(&hit), now);
+    g.observe(id(1), Resource::Core, 1, Some(&hit), now);
     assert_eq!(g.admit(id(1), Resource::Core, 1, Priority::Webhook, now), Err(Refusal::Exhausted(reset)));
     assert!(g.admit(id(1), Resource::Graphql, 1, Priority::Webhook, now).is_ok());
 }
@@ -104,11 +104,39 @@ fn what_one_process_learned_the_next_one_starts_from() {
     let now = Utc::now();
     let reset = now + ChronoDuration::minutes(10);
     g.admit(id(7), Resource::Core, 1, Priority::Webhook, now).unwrap();
-    g.observe(id(7), Resource::Core, Some(&answer(5000, 0, reset)), now);
+    g.observe(id(7), Resource::Core, 1, Some(&answer(5000, 0, reset)), now);
     let saved = g.take_dirty(now);
     assert_eq!(saved.len(), 1);
     assert!(g.take_dirty(now).is_empty(), "nothing changed since");
     let next = governor();
     next.load(&saved);
     assert_eq!(next.admit(id(7), Resource::Core, 1, Priority::Webhook, now), Err(Refusal::Exhausted(reset)));
+}
+
+#[test]
+fn after_a_window_ends_the_new_budget_is_probed_not_assumed() {
+    let g = governor();
+    let now = Utc::now();
+    let reset = now + ChronoDuration::seconds(2);
+    g.admit(id(1), Resource::Core, 1, Priority::Webhook, now).unwrap();
+    g.observe(id(1), Resource::Core, 1, Some(&answer(30, 0, reset)), now);
+    let later = reset + ChronoDuration::seconds(1);
+    assert!(g.admit(id(1), Resource::Core, 1, Priority::Webhook, later).is_ok(), "one request finds out");
+    assert_eq!(g.admit(id(1), Resource::Core, 1, Priority::Webhook, later), Err(Refusal::Probing));
+}
+
+#[test]
+fn a_new_window_counts_the_requests_still_in_flight() {
+    let g = governor();
+    let now = Utc::now();
+    let reset = now + ChronoDuration::seconds(60);
+    g.admit(id(1), Resource::Core, 1, Priority::Webhook, now).unwrap();
+    g.observe(id(1), Resource::Core, 1, Some(&answer(30, 29, reset)), now);
+    for _ in 0..5 {
+        g.admit(id(1), Resource::Core, 1, Priority::Webhook, now).unwrap();
+    }
+    // The window rolls; the first answer of the next one knows of only its own request.
+    let next = reset + ChronoDuration::seconds(60);
+    g.observe(id(1), Resource::Core, 1, Some(&answer(30, 29, next)), reset);
+    assert_eq!(g.snapshot(reset)[0].remaining, 25, "29 less the 4 still on the wire");
 }
