@@ -9,6 +9,8 @@ use sqlx::Postgres;
 
 pub struct PgStore {
     pool: PgPool,
+    /// The same pool: PostgreSQL takes concurrent writers.
+    writer: PgPool,
 }
 
 impl PgStore {
@@ -23,7 +25,7 @@ impl PgStore {
             .await
             .context("cannot connect to PostgreSQL")?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await.context("cannot migrate the PostgreSQL database")?;
-        Ok(Self { pool })
+        Ok(Self { writer: pool.clone(), pool })
     }
 }
 

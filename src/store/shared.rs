@@ -2,7 +2,9 @@
 //! and with its `chrono` and `json` features the same Rust types map to TEXT on
 //! SQLite and to TIMESTAMPTZ / JSONB on PostgreSQL, so one text serves both.
 //! `portable_store!` implements `Store` for a backend given its pool type, how
-//! it opens a write transaction, and how it locks rows it claims.
+//! it opens a write transaction, and how it locks rows it claims. Reads go to
+//! `self.pool`, every write to `self.writer` (on SQLite a pool of one: writes
+//! queue in our process instead of sleeping in SQLite's busy handler).
 
 /// The columns of `UserRecord`, in `user_from_row`'s order.
 macro_rules! user_columns {
@@ -334,7 +336,7 @@ macro_rules! portable_store {
             }
 
             async fn insert_deliveries(&self, deliveries: &[NewDelivery]) -> StoreResult<Vec<InsertOutcome>> {
-                let mut tx = self.pool.begin_with($begin).await?;
+                let mut tx = self.writer.begin_with($begin).await?;
                 let mut outcomes = Vec::with_capacity(deliveries.len());
                 for d in deliveries {
                     let done = sqlx::query(
@@ -373,7 +375,7 @@ macro_rules! portable_store {
                 .bind(now)
                 .bind(limit as i64)
                 .bind(lease_until)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.writer)
                 .await?;
                 rows.iter()
                     .map(|row| {
@@ -409,7 +411,7 @@ macro_rules! portable_store {
             }
 
             async fn settle_deliveries(&self, settlements: &[Settlement], now: DateTime<Utc>) -> StoreResult<()> {
-                let mut tx = self.pool.begin_with($begin).await?;
+                let mut tx = self.writer.begin_with($begin).await?;
                 for s in settlements {
                     match s.retry_at {
                         Some(retry_at) => sqlx::query(
@@ -484,7 +486,7 @@ macro_rules! portable_store {
                 )
                 .bind(before)
                 .bind(limit)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
                 Ok(done.rows_affected())
             }
@@ -494,7 +496,7 @@ macro_rules! portable_store {
             }
 
             async fn upsert_installations(&self, installations: &[InstallationRecord], now: DateTime<Utc>) -> StoreResult<u64> {
-                let mut tx = self.pool.begin_with($begin).await?;
+                let mut tx = self.writer.begin_with($begin).await?;
                 let mut newly_active = 0;
                 for inst in installations {
                     if Self::upsert_installation_in(&mut tx, inst, now).await? {
@@ -511,7 +513,7 @@ macro_rules! portable_store {
                 state: InstallationState,
                 now: DateTime<Utc>,
             ) -> StoreResult<()> {
-                let mut tx = self.pool.begin_with($begin).await?;
+                let mut tx = self.writer.begin_with($begin).await?;
                 sqlx::query(
                     "INSERT INTO installations (id, state, created_at, updated_at) VALUES ($1, $2, $3, $3) \
                      ON CONFLICT (id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
@@ -549,7 +551,7 @@ macro_rules! portable_store {
             }
 
             async fn retire_unseen_installations(&self, seen_before: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<u64> {
-                let mut tx = self.pool.begin_with($begin).await?;
+                let mut tx = self.writer.begin_with($begin).await?;
                 let ids: Vec<i64> = sqlx::query_scalar(
                     "UPDATE installations SET state = 'uninstalled', updated_at = $2 \
                      WHERE state <> 'uninstalled' AND (seen_at IS NULL OR seen_at < $1) RETURNING id",
@@ -587,7 +589,7 @@ macro_rules! portable_store {
             }
 
             async fn track_user(&self, account: &Account, now: DateTime<Utc>) -> StoreResult<bool> {
-                sqlx::query("DELETE FROM erased_users WHERE github_id = $1").bind(account.id.get()).execute(&self.pool).await?;
+                sqlx::query("DELETE FROM erased_users WHERE github_id = $1").bind(account.id.get()).execute(&self.writer).await?;
                 let done = sqlx::query(
                     "INSERT INTO users (github_id, node_id, login, avatar_url, status, sync_enabled, installation_id, \
                      due_at, next_sync_at, created_at, updated_at) \
@@ -599,7 +601,7 @@ macro_rules! portable_store {
                 .bind(account.avatar_url.as_deref())
                 .bind(account.installation_id.map(|i| i.get()))
                 .bind(now)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
                 Ok(done.rows_affected() == 1)
             }
@@ -609,13 +611,13 @@ macro_rules! portable_store {
                     .bind(id.get())
                     .bind(login.as_str())
                     .bind(now)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(())
             }
 
             async fn revoke_user(&self, id: GitHubUserId, now: DateTime<Utc>) -> StoreResult<()> {
-                let mut tx = self.pool.begin_with($begin).await?;
+                let mut tx = self.writer.begin_with($begin).await?;
                 let current: Option<String> = sqlx::query_scalar("SELECT status FROM users WHERE github_id = $1")
                     .bind(id.get())
                     .fetch_optional(&mut *tx)
@@ -647,7 +649,7 @@ macro_rules! portable_store {
                 .bind(account.avatar_url.as_deref())
                 .bind(due)
                 .bind(now)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
                 Ok(done.rows_affected() == 1)
             }
@@ -666,13 +668,13 @@ macro_rules! portable_store {
                 .bind(id.get())
                 .bind(due)
                 .bind(now)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
                 Ok(())
             }
 
             async fn set_sync_enabled(&self, id: GitHubUserId, enabled: bool, now: DateTime<Utc>) -> StoreResult<bool> {
-                let mut tx = self.pool.begin_with($begin).await?;
+                let mut tx = self.writer.begin_with($begin).await?;
                 let installation: Option<Option<String>> = sqlx::query_scalar(
                     "SELECT i.state FROM users u LEFT JOIN installations i ON i.id = u.installation_id \
                      WHERE u.github_id = $1",
@@ -706,7 +708,7 @@ macro_rules! portable_store {
             }
 
             async fn erase_user(&self, id: GitHubUserId) -> StoreResult<bool> {
-                let mut tx = self.pool.begin_with($begin).await?;
+                let mut tx = self.writer.begin_with($begin).await?;
                 let done = sqlx::query("DELETE FROM users WHERE github_id = $1").bind(id.get()).execute(&mut *tx).await?;
                 if done.rows_affected() == 1 {
                     sqlx::query(
@@ -752,7 +754,7 @@ macro_rules! portable_store {
                         ") RETURNING ", crate::store::shared::due_user_columns!()
                     )),
                 };
-                let rows = query.bind(now).bind(limit as i64).bind(lease_until).fetch_all(&self.pool).await?;
+                let rows = query.bind(now).bind(limit as i64).bind(lease_until).fetch_all(&self.writer).await?;
                 rows.iter().map(due_user_from_row).collect()
             }
 
@@ -784,7 +786,7 @@ macro_rules! portable_store {
                 claimed_at: DateTime<Utc>,
                 now: DateTime<Utc>,
             ) -> StoreResult<()> {
-                let mut tx = self.pool.begin_with($begin).await?;
+                let mut tx = self.writer.begin_with($begin).await?;
                 for outcome in outcomes {
                     match outcome {
                         UserOutcome::Changed { profile, hash, observed, next_sync_at } => {
@@ -852,7 +854,7 @@ macro_rules! portable_store {
                 )
                 .bind(now)
                 .bind(abandoned_before)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
                 let inserted = sqlx::query_scalar::<_, i64>(
                     "INSERT INTO sync_runs (trigger, state, started_at, heartbeat_at) VALUES ($1, 'running', $2, $2) \
@@ -860,7 +862,7 @@ macro_rules! portable_store {
                 )
                 .bind(trigger)
                 .bind(now)
-                .fetch_one(&self.pool)
+                .fetch_one(&self.writer)
                 .await;
                 match inserted {
                     Ok(id) => Ok(RunStart::Started(RunId::new(id).map_err(|e| corrupt("run id", e))?)),
@@ -892,7 +894,7 @@ macro_rules! portable_store {
                 .bind(c.installations_added)
                 .bind(c.installations_removed)
                 .bind(now)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
                 Ok(())
             }
@@ -903,7 +905,7 @@ macro_rules! portable_store {
                     .bind(kind)
                     .bind(now)
                     .bind(message)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(())
             }
@@ -915,7 +917,7 @@ macro_rules! portable_store {
                 )
                 .bind(id.get())
                 .bind(now)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
                 Ok(())
             }
@@ -980,7 +982,7 @@ macro_rules! portable_store {
                 .bind(max)
                 .bind(not_since)
                 .bind(now)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
                 Ok(done.rows_affected() == 1)
             }
@@ -1000,7 +1002,7 @@ macro_rules! portable_store {
                 .bind(name)
                 .bind(value)
                 .bind(now)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
                 Ok(())
             }
@@ -1019,7 +1021,7 @@ macro_rules! portable_store {
                 .bind(r.reset_at)
                 .bind(r.paused_until)
                 .bind(r.updated_at)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
                 Ok(())
             }

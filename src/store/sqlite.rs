@@ -13,7 +13,13 @@ use sqlx::{Sqlite, SqlitePool};
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct SqliteStore {
+    /// Readers: WAL lets them run beside the writer.
     pool: SqlitePool,
+    /// The one writer. SQLite takes one write transaction at a time; with one
+    /// connection for all of them, they wait their turn in order here rather
+    /// than in SQLite's busy handler, which sleeps in growing steps (up to
+    /// 100 ms) and made webhook answers wait behind the inbox worker.
+    writer: SqlitePool,
 }
 
 impl SqliteStore {
@@ -31,12 +37,18 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .context("cannot open the SQLite database")?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await.context("cannot migrate the SQLite database")?;
-        release_leases(&pool).await.context("cannot release leases left by an earlier process")?;
-        Ok(Self { pool })
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await
+            .context("cannot open the SQLite database")?;
+        release_leases(&writer).await.context("cannot release leases left by an earlier process")?;
+        Ok(Self { pool, writer })
     }
 }
 
