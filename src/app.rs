@@ -105,6 +105,7 @@ impl App {
         let mut tasks = tokio::task::JoinSet::new();
         let worker = Worker {
             store: state.store.clone(),
+            writer: Some(state.inbox_writer.clone()),
             notify: state.inbox_notify.clone(),
             refresh: state.refresh_notify.clone(),
             metrics: state.metrics.clone(),

@@ -16,11 +16,14 @@ use crate::store::{ClaimedDelivery, DeliveryState, Settlement, Store, StoreResul
 /// Tries before a delivery is parked as failed.
 pub const MAX_ATTEMPTS: i32 = 5;
 /// Deliveries claimed at once.
-const CLAIM: usize = 32;
+const CLAIM: usize = 128;
 /// How long a claim holds before another worker may take the delivery over.
 const LEASE: Duration = Duration::from_secs(60);
 /// Looked for work at least this often, even without a wake-up.
 const POLL: Duration = Duration::from_secs(1);
+/// Under a burst, how long a round waits for the request path at most:
+/// the inbox absorbs the burst, and is applied right after.
+const YIELD_AT_MOST: Duration = Duration::from_millis(20);
 /// Finished deliveries are kept this long: longer than GitHub keeps its own
 /// (3 days), so the redelivery sweep always knows what we already hold.
 pub const RETENTION: chrono::Duration = chrono::Duration::days(7);
@@ -44,6 +47,8 @@ fn outcome_label(state: DeliveryState, retry_at: Option<DateTime<Utc>>) -> &'sta
 #[derive(Clone)]
 pub struct Worker {
     pub store: Arc<dyn Store>,
+    /// The request path's writer: while it has deliveries waiting, we wait a little.
+    pub writer: Option<super::Writer>,
     pub notify: Arc<Notify>,
     pub refresh: Arc<Notify>,
     pub metrics: Metrics,
@@ -53,6 +58,12 @@ impl Worker {
     /// Claims and handles one round; returns how many deliveries it handled.
     /// The round's outcomes are written together, in one transaction.
     pub async fn run_once(&self) -> StoreResult<usize> {
+        if let Some(writer) = &self.writer {
+            let deadline = tokio::time::Instant::now() + YIELD_AT_MOST;
+            while writer.is_busy() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
         let now = Utc::now();
         let lease_until = now + chrono::Duration::from_std(LEASE).expect("constant");
         let claimed = self.store.claim_deliveries(CLAIM, now, lease_until).await?;

@@ -4,6 +4,7 @@
 //! and commits it in one transaction: the same guarantee, far fewer flushes.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::store::{InsertOutcome, NewDelivery, Store, StoreError};
@@ -18,6 +19,8 @@ type Reply = oneshot::Sender<Result<InsertOutcome, StoreError>>;
 #[derive(Clone)]
 pub struct Writer {
     tx: mpsc::Sender<(NewDelivery, Reply)>,
+    /// Deliveries handed in and not yet committed: GitHub is waiting on these.
+    waiting: Arc<AtomicUsize>,
 }
 
 impl Writer {
@@ -25,17 +28,26 @@ impl Writer {
     pub fn spawn(store: Arc<dyn Store>) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
         tokio::spawn(run(store, rx));
-        Self { tx }
+        Self { tx, waiting: Arc::new(AtomicUsize::new(0)) }
+    }
+
+    /// Requests are waiting for their commit right now (the inbox worker
+    /// steps aside for them: the request path comes first).
+    pub fn is_busy(&self) -> bool {
+        self.waiting.load(Ordering::Relaxed) > 0
     }
 
     /// Resolves once the delivery is committed (or known to be a duplicate).
     pub async fn submit(&self, delivery: NewDelivery) -> Result<InsertOutcome, StoreError> {
         let (reply, answer) = oneshot::channel();
-        self.tx
-            .send((delivery, reply))
-            .await
-            .map_err(|_| StoreError::Unavailable("the inbox writer has stopped".into()))?;
-        answer.await.map_err(|_| StoreError::Unavailable("the inbox writer has stopped".into()))?
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let sent = self.tx.send((delivery, reply)).await;
+        let outcome = match sent {
+            Ok(()) => answer.await.map_err(|_| StoreError::Unavailable("the inbox writer has stopped".into())),
+            Err(_) => Err(StoreError::Unavailable("the inbox writer has stopped".into())),
+        };
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        outcome?
     }
 }
 
