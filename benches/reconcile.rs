@@ -177,12 +177,13 @@ async fn rss(dir: &std::path::Path, users: i64) -> anyhow::Result<()> {
     anyhow::ensure!(status.success(), "reconcile failed: {status}");
     let stats = fake.stats();
     println!(
-        "{users:>9} users, unchanged pass: peak RSS {:.1} MB, {:.1} s, {} GraphQL points ({:.1} per 1,000), {} REST fetches (seeded in {:.0} s)",
+        "{users:>9} users, unchanged pass: peak RSS {:.1} MB, {:.1} s, {} GraphQL points ({:.1} per 1,000), {} REST fetches, {} tokens minted (seeded in {:.0} s)",
         peak_kb as f64 / 1024.0,
         took.as_secs_f64(),
         stats.points_graphql,
         stats.points_graphql as f64 * 1000.0 / users as f64,
         stats.rest_user_fetches,
+        stats.tokens_minted,
         seeded.as_secs_f64()
     );
     print!("{}", String::from_utf8_lossy(&output.stdout));
