@@ -46,7 +46,11 @@ async fn send(client: &reqwest::Client, url: &str, signature: &str) -> Duration 
 }
 
 async fn bench(name: &str, url: String) -> anyhow::Result<()> {
-    let raw = RawSettings { database_url: Some(url.clone()), ghsync_listen: Some("127.0.0.1:0".into()), ..Default::default() };
+    let raw = RawSettings {
+        database_url: Some(url.clone()),
+        ghsync_listen: Some("127.0.0.1:0".into()),
+        ..Default::default()
+    };
     let mut settings = Settings::load(&raw, Needs::DatabaseOnly)?;
     settings.webhook.secrets = vec![SecretString::from(SECRET.to_owned())];
     let app = App::build(settings).await?;
@@ -58,7 +62,14 @@ async fn bench(name: &str, url: String) -> anyhow::Result<()> {
     let signature: Arc<str> = sign(SECRET, PAYLOAD).into();
 
     // Warm-up: connections, page cache, prepared statements.
-    stream::iter(0..500).for_each_concurrent(32, |_| { let (c, e, s) = (&client, &endpoint, &signature); async move { send(c, e, s).await; } }).await;
+    stream::iter(0..500)
+        .for_each_concurrent(32, |_| {
+            let (c, e, s) = (&client, &endpoint, &signature);
+            async move {
+                send(c, e, s).await;
+            }
+        })
+        .await;
 
     // Steady load first, on a drained system; then the burst.
     let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / RATE));
@@ -73,7 +84,10 @@ async fn bench(name: &str, url: String) -> anyhow::Result<()> {
 
     let started = Instant::now();
     let mut burst: Vec<Duration> = stream::iter(0..BURST)
-        .map(|_| { let (c, e, s) = (&client, &endpoint, &signature); async move { send(c, e, s).await } })
+        .map(|_| {
+            let (c, e, s) = (&client, &endpoint, &signature);
+            async move { send(c, e, s).await }
+        })
         .buffer_unordered(BURST_CONCURRENCY)
         .collect()
         .await;

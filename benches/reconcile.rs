@@ -32,7 +32,8 @@ async fn fake() -> anyhow::Result<FakeGitHub> {
 }
 
 fn settings(db: &str, fake: &FakeGitHub) -> anyhow::Result<Settings> {
-    let raw = RawSettings { database_url: Some(db.into()), ghsync_listen: Some("127.0.0.1:0".into()), ..Default::default() };
+    let raw =
+        RawSettings { database_url: Some(db.into()), ghsync_listen: Some("127.0.0.1:0".into()), ..Default::default() };
     let mut settings = Settings::load(&raw, Needs::DatabaseOnly)?;
     settings.github = Some(GitHubSettings {
         app_id: APP_ID,
@@ -81,7 +82,9 @@ async fn cost_per_thousand(dir: &std::path::Path) -> anyhow::Result<()> {
     let s2 = fake.stats();
     pass(&app).await?;
     let s3 = fake.stats();
-    for (name, (core, graphql)) in [("first pass", points(&s0, &s1)), ("10 % changed", points(&s1, &s2)), ("nothing changed", points(&s2, &s3))] {
+    for (name, (core, graphql)) in
+        [("first pass", points(&s0, &s1)), ("10 % changed", points(&s1, &s2)), ("nothing changed", points(&s2, &s3))]
+    {
         println!("points per 1,000 users, {name:<16} {:>5} (core {core}, graphql {graphql})", core + graphql);
     }
     println!("installation tokens minted for those three passes: {}", s3.tokens_minted - s0.tokens_minted);
@@ -117,9 +120,18 @@ async fn populate(db: &str, fake: &FakeGitHub, users: i64) -> anyhow::Result<()>
         for id in chunk_start..(chunk_start + 10_000).min(users + 1) {
             let u = FakeUser::sample(id);
             let hash = KeyFields {
-                login: u.login.clone(), name: u.name.clone(), avatar_url: u.avatar_url.clone(), bio: u.bio.clone(),
-                company: u.company.clone(), blog: u.blog.clone(), location: u.location.clone(), email: u.email.clone(),
-                twitter_username: u.twitter_username.clone(), public_repos: u.public_repos, followers: u.followers, following: u.following,
+                login: u.login.clone(),
+                name: u.name.clone(),
+                avatar_url: u.avatar_url.clone(),
+                bio: u.bio.clone(),
+                company: u.company.clone(),
+                blog: u.blog.clone(),
+                location: u.location.clone(),
+                email: u.email.clone(),
+                twitter_username: u.twitter_username.clone(),
+                public_repos: u.public_repos,
+                followers: u.followers,
+                following: u.following,
             }
             .hash();
             let installation = (id <= 100).then_some(id);
@@ -128,7 +140,12 @@ async fn populate(db: &str, fake: &FakeGitHub, users: i64) -> anyhow::Result<()>
                  observed_hash, last_synced_at, next_sync_at, created_at, updated_at) \
                  VALUES ($1, $2, $3, 'active', TRUE, $4, $5, $5, $6, $6, $6, $6)",
             )
-            .bind(id).bind(&u.node_id).bind(&u.login).bind(installation).bind(hash.as_str()).bind(long_ago)
+            .bind(id)
+            .bind(&u.node_id)
+            .bind(&u.login)
+            .bind(installation)
+            .bind(hash.as_str())
+            .bind(long_ago)
             .execute(&mut *tx)
             .await?;
             if id <= 100 {
@@ -164,7 +181,10 @@ async fn rss(dir: &std::path::Path, users: i64) -> anyhow::Result<()> {
     let mut peak_kb = 0u64;
     let status = loop {
         if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-            let hwm = status.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok());
+            let hwm = status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok());
             peak_kb = peak_kb.max(hwm.unwrap_or(0));
         }
         tokio::select! {

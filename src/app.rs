@@ -112,7 +112,10 @@ impl App {
         };
         tasks.spawn(report("inbox worker", worker.run(shutdown.clone())));
         if let Some(syncer) = state.syncer.clone() {
-            tasks.spawn(report("refresher", syncer.clone().run_refresher(state.refresh_notify.clone(), shutdown.clone())));
+            tasks.spawn(report(
+                "refresher",
+                syncer.clone().run_refresher(state.refresh_notify.clone(), shutdown.clone()),
+            ));
             if state.settings.sync.schedule {
                 tasks.spawn(report("redelivery sweep", syncer.clone().run_redeliverer(shutdown.clone())));
                 tasks.spawn(report("scheduler", run_scheduler(syncer, shutdown.clone())));

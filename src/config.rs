@@ -181,8 +181,7 @@ fn read_key(raw: &RawSettings) -> Result<EncodingKey, ConfigError> {
         }
         (_, Some(path)) if !path.trim().is_empty() => {
             let var = "GITHUB_APP_PRIVATE_KEY_PATH";
-            let pem = std::fs::read_to_string(path)
-                .map_err(|e| bad(var, format!("cannot read {path}: {e}")))?;
+            let pem = std::fs::read_to_string(path).map_err(|e| bad(var, format!("cannot read {path}: {e}")))?;
             (var, pem)
         }
         _ => {
@@ -192,8 +191,7 @@ fn read_key(raw: &RawSettings) -> Result<EncodingKey, ConfigError> {
             ));
         }
     };
-    let key = EncodingKey::from_rsa_pem(pem.as_bytes())
-        .map_err(|_| bad(var, "not an RSA private key in PEM form"))?;
+    let key = EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|_| bad(var, "not an RSA private key in PEM form"))?;
     // Sign once now, so a key that parses but cannot sign stops startup, not the first request.
     crate::github::sign_test_jwt(&key).map_err(|e| bad(var, format!("cannot sign with this key: {e}")))?;
     Ok(key)
@@ -262,7 +260,8 @@ impl Settings {
     /// Parses everything once. `needs` says which credentials this command requires.
     pub fn load(raw: &RawSettings, needs: Needs) -> Result<Settings, ConfigError> {
         let db_url = raw.database_url.clone().unwrap_or_else(|| "sqlite://ghsync.db".into());
-        if !(db_url.starts_with("sqlite:") || db_url.starts_with("postgres://") || db_url.starts_with("postgresql://")) {
+        if !(db_url.starts_with("sqlite:") || db_url.starts_with("postgres://") || db_url.starts_with("postgresql://"))
+        {
             return Err(bad("DATABASE_URL", "must start with sqlite:// or postgres://"));
         }
         let github = match needs {
@@ -279,7 +278,10 @@ impl Settings {
             .map(|s| SecretString::from(s.to_owned()))
             .collect();
         if needs == Needs::Everything && secrets.is_empty() {
-            return Err(bad("GITHUB_WEBHOOK_SECRET", "missing (the App's webhook secret; several comma-separated while rotating)"));
+            return Err(bad(
+                "GITHUB_WEBHOOK_SECRET",
+                "missing (the App's webhook secret; several comma-separated while rotating)",
+            ));
         }
         let listen = raw.ghsync_listen.as_deref().unwrap_or("0.0.0.0:8080");
         let listen: SocketAddr = listen
@@ -369,8 +371,11 @@ mod tests {
         let cases: Vec<(Edit, &str)> = vec![
             (|r| r.github_app_id = Some("abc".into()), "GITHUB_APP_ID: \"abc\" is not a number"),
             (|r| r.github_app_id = None, "GITHUB_APP_ID: missing"),
-            (|r| r.github_app_private_key_path = Some("/nope.pem".into()), "GITHUB_APP_PRIVATE_KEY_PATH: cannot read /nope.pem"),
-            (|r| { r.github_app_private_key = Some("hello".into()) }, "GITHUB_APP_PRIVATE_KEY: not an RSA private key"),
+            (
+                |r| r.github_app_private_key_path = Some("/nope.pem".into()),
+                "GITHUB_APP_PRIVATE_KEY_PATH: cannot read /nope.pem",
+            ),
+            (|r| r.github_app_private_key = Some("hello".into()), "GITHUB_APP_PRIVATE_KEY: not an RSA private key"),
             (|r| r.ghsync_sync_interval = Some("12x".into()), "GHSYNC_SYNC_INTERVAL: \"12x\" is not a duration"),
             (|r| r.ghsync_batch_size = Some("0".into()), "GHSYNC_BATCH_SIZE"),
             (|r| r.ghsync_listen = Some("here".into()), "GHSYNC_LISTEN"),

@@ -42,15 +42,50 @@ impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
         Self {
-            deliveries: counter(&registry, "ghsync_webhook_deliveries_total", "Webhook deliveries by event and outcome", &["event", "outcome"]),
-            github_requests: counter(&registry, "ghsync_github_requests_total", "Requests to GitHub by resource and status", &["resource", "status"]),
-            github_points: counter(&registry, "ghsync_github_points_total", "Rate-limit points spent, by resource", &["resource"]),
+            deliveries: counter(
+                &registry,
+                "ghsync_webhook_deliveries_total",
+                "Webhook deliveries by event and outcome",
+                &["event", "outcome"],
+            ),
+            github_requests: counter(
+                &registry,
+                "ghsync_github_requests_total",
+                "Requests to GitHub by resource and status",
+                &["resource", "status"],
+            ),
+            github_points: counter(
+                &registry,
+                "ghsync_github_points_total",
+                "Rate-limit points spent, by resource",
+                &["resource"],
+            ),
             profiles: counter(&registry, "ghsync_profile_syncs_total", "Profile syncs by outcome", &["outcome"]),
-            inbox: gauge(&registry, "ghsync_inbox_deliveries", "Webhook deliveries waiting (pending) or parked (failed)", &["state"]),
+            inbox: gauge(
+                &registry,
+                "ghsync_inbox_deliveries",
+                "Webhook deliveries waiting (pending) or parked (failed)",
+                &["state"],
+            ),
             users: gauge(&registry, "ghsync_users", "Tracked users by status", &["status"]),
-            rate_remaining: gauge(&registry, "ghsync_rate_limit_remaining", "Points left in the current window", &["installation_id", "resource"]),
-            rate_reset: gauge(&registry, "ghsync_rate_limit_reset_timestamp_seconds", "When the window resets", &["installation_id", "resource"]),
-            rate_paused_until: gauge(&registry, "ghsync_rate_limit_paused_until_timestamp_seconds", "Secondary-limit pause end (0 when none)", &["installation_id", "resource"]),
+            rate_remaining: gauge(
+                &registry,
+                "ghsync_rate_limit_remaining",
+                "Points left in the current window",
+                &["installation_id", "resource"],
+            ),
+            rate_reset: gauge(
+                &registry,
+                "ghsync_rate_limit_reset_timestamp_seconds",
+                "When the window resets",
+                &["installation_id", "resource"],
+            ),
+            rate_paused_until: gauge(
+                &registry,
+                "ghsync_rate_limit_paused_until_timestamp_seconds",
+                "Secondary-limit pause end (0 when none)",
+                &["installation_id", "resource"],
+            ),
             passes: counter(&registry, "ghsync_reconcile_passes_total", "Reconcile passes by result", &["result"]),
             registry,
         }

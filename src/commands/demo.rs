@@ -46,7 +46,8 @@ pub async fn demo(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> 
     if settings.database.url.expose_secret() == "sqlite://ghsync.db" {
         settings.database.url = SecretString::from("sqlite://ghsync-demo.db".to_owned());
     }
-    let fake = FakeGitHub::start(FakeConfig { app_id: DEMO_APP_ID, app_public_key_pem: DEMO_PUBLIC_KEY.to_owned() }).await?;
+    let fake =
+        FakeGitHub::start(FakeConfig { app_id: DEMO_APP_ID, app_public_key_pem: DEMO_PUBLIC_KEY.to_owned() }).await?;
     for id in 1..=args.users as i64 {
         fake.add_user(FakeUser::sample(1000 + id));
     }

@@ -119,8 +119,7 @@ pub struct ProfileParseError(String);
 
 impl RestProfile {
     pub fn from_json(raw: serde_json::Value) -> Result<Self, ProfileParseError> {
-        let wire: RestUserWire =
-            serde_json::from_value(raw.clone()).map_err(|e| ProfileParseError(e.to_string()))?;
+        let wire: RestUserWire = serde_json::from_value(raw.clone()).map_err(|e| ProfileParseError(e.to_string()))?;
         let github_id = GitHubUserId::new(wire.id).map_err(|e| ProfileParseError(e.to_string()))?;
         let login = Login::from_github(&wire.login).map_err(|e| ProfileParseError(e.to_string()))?;
         Ok(Self {

@@ -19,14 +19,8 @@ pub enum UserStatus {
 }
 
 impl UserStatus {
-    pub const ALL: [UserStatus; 6] = [
-        Self::Active,
-        Self::Suspended,
-        Self::Uninstalled,
-        Self::Revoked,
-        Self::Gone,
-        Self::OptedOut,
-    ];
+    pub const ALL: [UserStatus; 6] =
+        [Self::Active, Self::Suspended, Self::Uninstalled, Self::Revoked, Self::Gone, Self::OptedOut];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -80,10 +74,7 @@ impl fmt::Display for UserStatus {
 impl FromStr for UserStatus {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|status| status.as_str() == s)
-            .ok_or_else(|| format!("unknown user status {s:?}"))
+        Self::ALL.into_iter().find(|status| status.as_str() == s).ok_or_else(|| format!("unknown user status {s:?}"))
     }
 }
 

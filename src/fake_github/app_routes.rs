@@ -115,11 +115,7 @@ pub async fn list_installations(shared: Shared, req: HttpRequest, q: Query) -> H
 
 /// `ghs_` + 36 alphanumerics, the classic 40-character shape.
 fn new_token() -> String {
-    let tail: String = rand::rng()
-        .sample_iter(rand::distr::Alphanumeric)
-        .take(36)
-        .map(char::from)
-        .collect();
+    let tail: String = rand::rng().sample_iter(rand::distr::Alphanumeric).take(36).map(char::from).collect();
     format!("ghs_{tail}")
 }
 
@@ -138,26 +134,15 @@ pub async fn mint_token(shared: Shared, req: HttpRequest, path: web::Path<String
         );
     };
     if inst.suspended_at.is_some() {
-        return message(
-            403,
-            "This installation has been suspended",
-            "https://docs.github.com/rest",
-        );
+        return message(403, "This installation has been suspended", "https://docs.github.com/rest");
     }
     let installation_id = inst.id;
-    let lifetime = chrono::Duration::from_std(st.faults.token_lifetime)
-        .unwrap_or_else(|_| chrono::Duration::hours(1));
+    let lifetime = chrono::Duration::from_std(st.faults.token_lifetime).unwrap_or_else(|_| chrono::Duration::hours(1));
     let expires_at = Utc::now() + lifetime;
     let token = new_token();
     st.tokens.insert(
         token.clone(),
-        TokenRec {
-            installation_id,
-            expires_at,
-            in_flight: 0,
-            paused_from: None,
-            paused_until: None,
-        },
+        TokenRec { installation_id, expires_at, in_flight: 0, paused_from: None, paused_until: None },
     );
     st.stats.tokens_minted += 1;
     let body = json!({

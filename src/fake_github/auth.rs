@@ -17,7 +17,8 @@ use super::state::SharedRef;
 const JWT_UNDECODABLE: &str = "A JSON web token could not be decoded";
 const JWT_EXP_TOO_FAR: &str = "'Expiration time' claim ('exp') is too far in the future";
 const JWT_EXPIRED: &str = "'Expiration time' claim ('exp') must be a numeric value representing the future time at which the assertion expires";
-const JWT_IAT_FUTURE: &str = "'Issued at' claim ('iat') must be an Integer representing the time that the assertion was issued";
+const JWT_IAT_FUTURE: &str =
+    "'Issued at' claim ('iat') must be an Integer representing the time that the assertion was issued";
 
 /// The credential in `Authorization: Bearer X` or `Authorization: token X`.
 pub fn credential(req: &HttpRequest) -> Option<String> {
@@ -61,11 +62,7 @@ fn check_jwt(shared: &SharedRef, jwt: &str) -> Result<(), &'static str> {
 
 /// Gate for App-JWT routes: count the route, verify the JWT, then apply
 /// latency and injected 502s.
-pub async fn app_gate(
-    shared: &SharedRef,
-    req: &HttpRequest,
-    route: &str,
-) -> Result<(), HttpResponse> {
+pub async fn app_gate(shared: &SharedRef, req: &HttpRequest, route: &str) -> Result<(), HttpResponse> {
     let verdict = match credential(req) {
         Some(jwt) => check_jwt(shared, &jwt),
         None => Err(JWT_UNDECODABLE),
@@ -106,11 +103,7 @@ impl Drop for TokenCtx {
 enum Refusal {
     BadCredentials,
     Suspended,
-    Secondary {
-        inst: i64,
-        retry_after: u64,
-        start_pause: bool,
-    },
+    Secondary { inst: i64, retry_after: u64, start_pause: bool },
 }
 
 /// Gate for installation-token routes: credentials, secondary limit,
@@ -131,11 +124,7 @@ pub async fn token_gate(
     };
     // Build the context first so an early return still releases the slot.
     let ctx = match decision {
-        Ok(inst) => TokenCtx {
-            shared: shared.clone(),
-            token,
-            installation_id: inst,
-        },
+        Ok(inst) => TokenCtx { shared: shared.clone(), token, installation_id: inst },
         Err(refusal) => {
             sleep(latency).await;
             return Err(refuse(shared, &token, refusal, resource));
@@ -149,16 +138,8 @@ pub async fn token_gate(
 }
 
 /// The locked part of `token_gate`: who is this, and may it proceed?
-fn admit_token(
-    st: &mut super::state::State,
-    token: &str,
-    arrived: Instant,
-) -> Result<i64, Refusal> {
-    let rec = st
-        .tokens
-        .get(token)
-        .cloned()
-        .ok_or(Refusal::BadCredentials)?;
+fn admit_token(st: &mut super::state::State, token: &str, arrived: Instant) -> Result<i64, Refusal> {
+    let rec = st.tokens.get(token).cloned().ok_or(Refusal::BadCredentials)?;
     if rec.expires_at <= Utc::now() {
         st.stats.on_expired += 1;
         return Err(Refusal::BadCredentials);
@@ -170,16 +151,8 @@ fn admit_token(
     }
     match st.admit(token, arrived) {
         Admit::Go => Ok(inst),
-        Admit::Paused { retry_after } => Err(Refusal::Secondary {
-            inst,
-            retry_after,
-            start_pause: false,
-        }),
-        Admit::OverCap { retry_after } => Err(Refusal::Secondary {
-            inst,
-            retry_after,
-            start_pause: true,
-        }),
+        Admit::Paused { retry_after } => Err(Refusal::Secondary { inst, retry_after, start_pause: false }),
+        Admit::OverCap { retry_after } => Err(Refusal::Secondary { inst, retry_after, start_pause: true }),
     }
 }
 
@@ -187,16 +160,8 @@ fn admit_token(
 fn refuse(shared: &SharedRef, token: &str, refusal: Refusal, resource: Resource) -> HttpResponse {
     match refusal {
         Refusal::BadCredentials => bad_credentials(),
-        Refusal::Suspended => message(
-            403,
-            "This installation has been suspended",
-            "https://docs.github.com/rest",
-        ),
-        Refusal::Secondary {
-            inst,
-            retry_after,
-            start_pause,
-        } => {
+        Refusal::Suspended => message(403, "This installation has been suspended", "https://docs.github.com/rest"),
+        Refusal::Secondary { inst, retry_after, start_pause } => {
             let mut st = shared.lock();
             if start_pause {
                 // The pause starts now, when the client can first learn of it.

@@ -18,8 +18,7 @@ pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
 /// `X-Hub-Signature-256` value: `sha256=` + lowercase hex HMAC-SHA256 of
 /// the exact body bytes, keyed with the webhook secret.
 pub fn sign_webhook(secret: &str, body: &[u8]) -> String {
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC accepts keys of any length");
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC accepts keys of any length");
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
@@ -35,10 +34,11 @@ pub struct Attempt {
 /// Send one attempt and record it. Returns the target's HTTP status; a
 /// transport failure is recorded (status_code 0) and returned as `Err`.
 pub async fn send(shared: &SharedRef, attempt: Attempt) -> anyhow::Result<u16> {
-    let target =
-        shared.lock().webhook.clone().ok_or_else(|| {
-            anyhow!("fake GitHub: no webhook target set (call set_webhook_target)")
-        })?;
+    let target = shared
+        .lock()
+        .webhook
+        .clone()
+        .ok_or_else(|| anyhow!("fake GitHub: no webhook target set (call set_webhook_target)"))?;
     let signature = sign_webhook(&target.secret, &attempt.body);
     let started = Instant::now();
     let delivered_at = Utc::now();
@@ -49,10 +49,7 @@ pub async fn send(shared: &SharedRef, attempt: Attempt) -> anyhow::Result<u16> {
         .header("X-GitHub-Delivery", &attempt.guid)
         .header("X-GitHub-Hook-ID", shared.hook_id.to_string())
         .header("X-GitHub-Hook-Installation-Target-Type", "integration")
-        .header(
-            "X-GitHub-Hook-Installation-Target-ID",
-            shared.app_id.to_string(),
-        )
+        .header("X-GitHub-Hook-Installation-Target-ID", shared.app_id.to_string())
         .header("X-Hub-Signature-256", signature)
         .header("User-Agent", "GitHub-Hookshot/fake")
         .header("Content-Type", "application/json")
@@ -63,32 +60,17 @@ pub async fn send(shared: &SharedRef, attempt: Attempt) -> anyhow::Result<u16> {
     let (status, status_code, outcome) = match result {
         Ok(resp) => {
             let code = resp.status().as_u16();
-            let text = if resp.status().is_success() {
-                "OK".to_string()
-            } else {
-                format!("Invalid HTTP Response: {code}")
-            };
+            let text =
+                if resp.status().is_success() { "OK".to_string() } else { format!("Invalid HTTP Response: {code}") };
             (text, code, Ok(code))
         }
         Err(e) => {
-            let text = if e.is_timeout() {
-                "timed out".to_string()
-            } else {
-                e.to_string()
-            };
+            let text = if e.is_timeout() { "timed out".to_string() } else { e.to_string() };
             let err = anyhow::Error::new(e).context(format!("delivery {}: {text}", attempt.guid));
             (text, 0, Err(err))
         }
     };
-    record(
-        shared,
-        attempt,
-        &target.url,
-        delivered_at,
-        duration,
-        status,
-        status_code,
-    );
+    record(shared, attempt, &target.url, delivered_at, duration, status, status_code);
     outcome
 }
 

@@ -118,36 +118,20 @@ const PAUSE_GRACE: Duration = Duration::from_millis(250);
 
 impl State {
     fn bucket(&mut self, inst: i64, res: Resource, now: DateTime<Utc>) -> (&mut Bucket, i64) {
-        let window = chrono::Duration::from_std(self.faults.rate_window)
-            .unwrap_or_else(|_| chrono::Duration::hours(1));
-        let b = self.buckets.entry((inst, res)).or_insert(Bucket {
-            start: now,
-            used: 0,
-        });
+        let window = chrono::Duration::from_std(self.faults.rate_window).unwrap_or_else(|_| chrono::Duration::hours(1));
+        let b = self.buckets.entry((inst, res)).or_insert(Bucket { start: now, used: 0 });
         if now >= b.start + window {
-            *b = Bucket {
-                start: now,
-                used: 0,
-            };
+            *b = Bucket { start: now, used: 0 };
         }
         let end_ms = (b.start + window).timestamp_millis();
-        (
-            b,
-            end_ms.div_euclid(1000) + i64::from(end_ms.rem_euclid(1000) != 0),
-        )
+        (b, end_ms.div_euclid(1000) + i64::from(end_ms.rem_euclid(1000) != 0))
     }
 
     /// The bucket's current state without spending anything.
     pub fn peek(&mut self, inst: i64, res: Resource, now: DateTime<Utc>) -> BucketView {
         let limit = self.faults.rate_limit;
         let (b, reset) = self.bucket(inst, res, now);
-        BucketView {
-            resource: res,
-            limit,
-            used: b.used,
-            remaining: limit.saturating_sub(b.used),
-            reset,
-        }
+        BucketView { resource: res, limit, used: b.used, remaining: limit.saturating_sub(b.used), reset }
     }
 
     /// Spend `cost` points. A request that does not fit drains the bucket,
@@ -187,9 +171,7 @@ impl State {
             }
             let left = until.saturating_duration_since(arrived);
             let retry_after = left.as_secs() + u64::from(left.subsec_nanos() > 0);
-            return Admit::Paused {
-                retry_after: retry_after.max(1),
-            };
+            return Admit::Paused { retry_after: retry_after.max(1) };
         }
         if let Some((max, retry_after)) = cap
             && rec.in_flight >= max

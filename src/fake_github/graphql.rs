@@ -29,15 +29,10 @@ struct Parsed {
 
 fn parse(body: &[u8]) -> Result<Parsed, &'static str> {
     let v: Value = serde_json::from_slice(body).map_err(|_| "Problems parsing JSON")?;
-    let query = v["query"]
-        .as_str()
-        .ok_or("A query attribute must be specified and must be a string.")?;
+    let query = v["query"].as_str().ok_or("A query attribute must be specified and must be a string.")?;
     let wants_nodes = query.contains("nodes");
     let ids = match &v["variables"]["ids"] {
-        Value::Array(a) => a
-            .iter()
-            .map(|x| x.as_str().unwrap_or_default().to_string())
-            .collect(),
+        Value::Array(a) => a.iter().map(|x| x.as_str().unwrap_or_default().to_string()).collect(),
         _ if wants_nodes => return Err("Variable $ids of type [ID!]! was provided invalid value"),
         _ => Vec::new(),
     };
@@ -76,27 +71,15 @@ pub async fn handle(shared: Shared, req: HttpRequest, body: Bytes) -> HttpRespon
             return message(400, msg, "https://docs.github.com/graphql");
         }
         Err(msg) => {
-            let view = ctx
-                .shared
-                .lock()
-                .peek(ctx.installation_id, Resource::Graphql, Utc::now());
+            let view = ctx.shared.lock().peek(ctx.installation_id, Resource::Graphql, Utc::now());
             return with_rate(&json!({ "errors": [{ "message": msg }] }), &view);
         }
     };
     if parsed.ids.len() > MAX_IDS {
         // Rejected at validation: nothing is charged.
-        let view = ctx
-            .shared
-            .lock()
-            .peek(ctx.installation_id, Resource::Graphql, Utc::now());
-        let msg = format!(
-            "You may not provide more than {MAX_IDS} node ids; you provided {}.",
-            parsed.ids.len()
-        );
-        return with_rate(
-            &json!({ "errors": [{ "type": "ARGUMENT_LIMIT", "message": msg }] }),
-            &view,
-        );
+        let view = ctx.shared.lock().peek(ctx.installation_id, Resource::Graphql, Utc::now());
+        let msg = format!("You may not provide more than {MAX_IDS} node ids; you provided {}.", parsed.ids.len());
+        return with_rate(&json!({ "errors": [{ "type": "ARGUMENT_LIMIT", "message": msg }] }), &view);
     }
     execute(&ctx, &parsed)
 }
@@ -110,10 +93,7 @@ fn execute(ctx: &TokenCtx, p: &Parsed) -> HttpResponse {
         Charge::Ok(view) => view,
         Charge::Limited(view) => {
             let msg = format!("API rate limit exceeded for installation ID {inst}.");
-            return with_rate(
-                &json!({ "errors": [{ "type": "RATE_LIMITED", "message": msg }] }),
-                &view,
-            );
+            return with_rate(&json!({ "errors": [{ "type": "RATE_LIMITED", "message": msg }] }), &view);
         }
     };
     if st.faults.graphql_forbidden {

@@ -54,10 +54,7 @@ pub async fn list(shared: Shared, req: HttpRequest, q: Query) -> HttpResponse {
         return resp;
     }
     let (per_page, _) = paging(&q);
-    let start: Option<u64> = q
-        .get("cursor")
-        .and_then(|c| c.strip_prefix("v1_"))
-        .and_then(|c| c.parse().ok());
+    let start: Option<u64> = q.get("cursor").and_then(|c| c.strip_prefix("v1_")).and_then(|c| c.parse().ok());
     let filter = q.get("status").map(String::as_str);
     let page: Vec<DeliveryRecord> = {
         let st = shared.lock();
@@ -72,10 +69,7 @@ pub async fn list(shared: Shared, req: HttpRequest, q: Query) -> HttpResponse {
     let items: Vec<Value> = page.iter().take(per_page).map(item).collect();
     let mut resp = json_resp(200, &Value::Array(items));
     if let Some(next) = page.get(per_page) {
-        let mut url = format!(
-            "{}/app/hook/deliveries?per_page={per_page}",
-            shared.base_url
-        );
+        let mut url = format!("{}/app/hook/deliveries?per_page={per_page}", shared.base_url);
         if let Some(f) = filter {
             url.push_str(&format!("&status={f}"));
         }
@@ -87,12 +81,7 @@ pub async fn list(shared: Shared, req: HttpRequest, q: Query) -> HttpResponse {
 
 fn find(shared: &SharedRef, id: &str) -> Option<DeliveryRecord> {
     let id: u64 = id.parse().ok()?;
-    shared
-        .lock()
-        .deliveries
-        .iter()
-        .find(|d| d.id == id)
-        .cloned()
+    shared.lock().deliveries.iter().find(|d| d.id == id).cloned()
 }
 
 /// `GET /app/hook/deliveries/{delivery_id}`: the item plus request details.
@@ -124,12 +113,7 @@ pub async fn redeliver(shared: Shared, req: HttpRequest, path: web::Path<String>
     let Some(d) = find(&shared, &path) else {
         return message(404, "Not Found", DOC);
     };
-    let attempt = Attempt {
-        event: d.event,
-        body: d.body,
-        guid: d.guid,
-        redelivery: true,
-    };
+    let attempt = Attempt { event: d.event, body: d.body, guid: d.guid, redelivery: true };
     // A failed re-send is recorded as a failed delivery; the API call itself
     // still succeeds, as on GitHub.
     let _ = send(&shared, attempt).await;

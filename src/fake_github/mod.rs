@@ -62,10 +62,8 @@ impl FakeGitHub {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         listener.set_nonblocking(true)?;
         let port = listener.local_addr()?.port();
-        let http = reqwest::Client::builder()
-            .timeout(deliver::WEBHOOK_TIMEOUT)
-            .build()
-            .map_err(std::io::Error::other)?;
+        let http =
+            reqwest::Client::builder().timeout(deliver::WEBHOOK_TIMEOUT).build().map_err(std::io::Error::other)?;
         let shared = Arc::new(Shared {
             app_id: config.app_id,
             key,
@@ -92,12 +90,7 @@ impl FakeGitHub {
 
     /// Ask the server to stop; does not wait for it.
     pub fn stop(&self) {
-        let handle = self
-            .shared
-            .handle
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        let handle = self.shared.handle.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(handle) = handle {
             // The stop command is sent synchronously; the returned future
             // only waits for completion, so dropping it is fine.
@@ -135,17 +128,9 @@ impl FakeGitHub {
     /// Install the App on user `account_user_id` (target_type "User").
     pub fn add_installation(&self, installation_id: i64, account_user_id: i64) {
         let now = Utc::now();
-        let inst = Installation {
-            id: installation_id,
-            account_user_id,
-            created_at: now,
-            updated_at: now,
-            suspended_at: None,
-        };
-        self.shared
-            .lock()
-            .installations
-            .insert(installation_id, inst);
+        let inst =
+            Installation { id: installation_id, account_user_id, created_at: now, updated_at: now, suspended_at: None };
+        self.shared.lock().installations.insert(installation_id, inst);
     }
 
     /// Uninstall: the installation and all its tokens disappear (GitHub
@@ -153,8 +138,7 @@ impl FakeGitHub {
     pub fn remove_installation(&self, installation_id: i64) {
         let mut st = self.shared.lock();
         st.installations.remove(&installation_id);
-        st.tokens
-            .retain(|_, t| t.installation_id != installation_id);
+        st.tokens.retain(|_, t| t.installation_id != installation_id);
     }
 
     pub fn set_installation_suspended(&self, installation_id: i64, suspended: bool) {
@@ -199,10 +183,7 @@ impl FakeGitHub {
     // --- webhooks ---
 
     pub fn set_webhook_target(&self, url: &str, secret: &str) {
-        self.shared.lock().webhook = Some(WebhookTarget {
-            url: url.to_string(),
-            secret: secret.to_string(),
-        });
+        self.shared.lock().webhook = Some(WebhookTarget { url: url.to_string(), secret: secret.to_string() });
     }
 
     /// POSTs `payload` (serialized once; those exact bytes are signed) with
@@ -214,18 +195,9 @@ impl FakeGitHub {
     }
 
     /// Same with raw bytes (corpus files sent byte-for-byte).
-    pub async fn deliver_raw(
-        &self,
-        event: &str,
-        body: bytes::Bytes,
-    ) -> anyhow::Result<(u16, String)> {
+    pub async fn deliver_raw(&self, event: &str, body: bytes::Bytes) -> anyhow::Result<(u16, String)> {
         let guid = uuid::Uuid::new_v4().to_string();
-        let attempt = deliver::Attempt {
-            event: event.to_string(),
-            body,
-            guid: guid.clone(),
-            redelivery: false,
-        };
+        let attempt = deliver::Attempt { event: event.to_string(), body, guid: guid.clone(), redelivery: false };
         let status = deliver::send(&self.shared, attempt).await?;
         Ok((status, guid))
     }

@@ -14,10 +14,7 @@ pub const APP_SLUG: &str = "ghsync";
 
 /// Legacy-format node id of an installation ("023:IntegrationInstallation<id>").
 pub fn installation_node_id(installation_id: i64) -> String {
-    base64(
-        format!("023:IntegrationInstallation{installation_id}").as_bytes(),
-        false,
-    )
+    base64(format!("023:IntegrationInstallation{installation_id}").as_bytes(), false)
 }
 
 /// Inputs for one `installation` object (see `FakeGitHub::installation_payload`).
@@ -74,11 +71,7 @@ pub fn installation_event(action: &str, installation: &Value, sender: &FakeUser)
 
 /// `installation_target.renamed`: `account` is the account after the rename
 /// (new login); `changes.login.from` is the old login.
-pub fn installation_target_renamed(
-    installation_id: i64,
-    account: &FakeUser,
-    old_login: &str,
-) -> Value {
+pub fn installation_target_renamed(installation_id: i64, account: &FakeUser, old_login: &str) -> Value {
     let mut acct = simple_user(account);
     if let Some(map) = acct.as_object_mut() {
         // Extra keys the schema allows on `account` (additionalProperties: false).

@@ -24,24 +24,16 @@ pub async fn get_user(shared: Shared, req: HttpRequest, path: web::Path<String>)
         Err(resp) => return resp,
     };
     let id: Option<i64> = path.parse().ok();
-    serve_user(&ctx, &req, DOC_BY_ID, |st| {
-        id.and_then(|id| st.users.get(&id)).cloned()
-    })
+    serve_user(&ctx, &req, DOC_BY_ID, |st| id.and_then(|id| st.users.get(&id)).cloned())
 }
 
 /// `GET /users/{username}`: login lookup, case-insensitive like GitHub.
-pub async fn get_user_by_login(
-    shared: Shared,
-    req: HttpRequest,
-    path: web::Path<String>,
-) -> HttpResponse {
+pub async fn get_user_by_login(shared: Shared, req: HttpRequest, path: web::Path<String>) -> HttpResponse {
     let ctx = match token_gate(&shared, &req, "get_user_by_login", Resource::Core).await {
         Ok(ctx) => ctx,
         Err(resp) => return resp,
     };
-    serve_user(&ctx, &req, DOC_BY_LOGIN, |st| {
-        st.user_by_login(&path).cloned()
-    })
+    serve_user(&ctx, &req, DOC_BY_LOGIN, |st| st.user_by_login(&path).cloned())
 }
 
 /// GitHub's ETags are token-specific (GitHub Support: "ETags are auth token
@@ -57,16 +49,11 @@ fn etag(token: &str, body: &str) -> String {
 
 /// Does `If-None-Match` (a list, possibly weak, possibly `*`) match `tag`?
 fn matches_etag(req: &HttpRequest, tag: &str) -> bool {
-    let Some(v) = req
-        .headers()
-        .get("if-none-match")
-        .and_then(|v| v.to_str().ok())
-    else {
+    let Some(v) = req.headers().get("if-none-match").and_then(|v| v.to_str().ok()) else {
         return false;
     };
     let bare = |s: &str| s.trim().trim_start_matches("W/").to_string();
-    v.split(',')
-        .any(|t| t.trim() == "*" || bare(t) == bare(tag))
+    v.split(',').any(|t| t.trim() == "*" || bare(t) == bare(tag))
 }
 
 /// Shared body of the two user routes: exhaustion check, conditional
@@ -101,21 +88,10 @@ fn serve_user(
             set_header(&mut resp, "etag", &tag);
             resp
         }
-        _ => json_resp(
-            404,
-            &json!({ "message": "Not Found", "documentation_url": doc, "status": "404" }),
-        ),
+        _ => json_resp(404, &json!({ "message": "Not Found", "documentation_url": doc, "status": "404" })),
     };
-    set_header(
-        &mut resp,
-        "cache-control",
-        "private, max-age=60, s-maxage=60",
-    );
-    set_header(
-        &mut resp,
-        "vary",
-        "Accept, Authorization, Cookie, X-GitHub-OTP",
-    );
+    set_header(&mut resp, "cache-control", "private, max-age=60, s-maxage=60");
+    set_header(&mut resp, "vary", "Accept, Authorization, Cookie, X-GitHub-OTP");
     rate_headers(&mut resp, &view);
     resp
 }
@@ -123,16 +99,8 @@ fn serve_user(
 fn not_modified(tag: &str, view: &BucketView) -> HttpResponse {
     let mut resp = HttpResponse::NotModified().finish();
     set_header(&mut resp, "etag", tag);
-    set_header(
-        &mut resp,
-        "cache-control",
-        "private, max-age=60, s-maxage=60",
-    );
-    set_header(
-        &mut resp,
-        "vary",
-        "Accept, Authorization, Cookie, X-GitHub-OTP",
-    );
+    set_header(&mut resp, "cache-control", "private, max-age=60, s-maxage=60");
+    set_header(&mut resp, "vary", "Accept, Authorization, Cookie, X-GitHub-OTP");
     rate_headers(&mut resp, view);
     resp
 }
@@ -147,12 +115,10 @@ pub async fn rate_limit(shared: Shared, req: HttpRequest) -> HttpResponse {
     let now = Utc::now();
     let (core, graphql) = {
         let mut st = ctx.shared.lock();
-        (
-            st.peek(ctx.installation_id, Resource::Core, now),
-            st.peek(ctx.installation_id, Resource::Graphql, now),
-        )
+        (st.peek(ctx.installation_id, Resource::Core, now), st.peek(ctx.installation_id, Resource::Graphql, now))
     };
-    let entry = |v: &BucketView| json!({ "limit": v.limit, "used": v.used, "remaining": v.remaining, "reset": v.reset });
+    let entry =
+        |v: &BucketView| json!({ "limit": v.limit, "used": v.used, "remaining": v.remaining, "reset": v.reset });
     let body = json!({
         "resources": { "core": entry(&core), "graphql": entry(&graphql) },
         "rate": entry(&core),

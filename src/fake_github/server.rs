@@ -32,8 +32,7 @@ pub fn build(shared: SharedRef, listener: TcpListener) -> std::io::Result<Server
                     *counter.lock().stats.statuses.entry(code).or_default() += 1;
                     let id = request_id();
                     if let Ok(v) = HeaderValue::from_str(&id) {
-                        res.headers_mut()
-                            .insert(HeaderName::from_static("x-github-request-id"), v);
+                        res.headers_mut().insert(HeaderName::from_static("x-github-request-id"), v);
                     }
                     Ok(res)
                 }
@@ -50,27 +49,16 @@ pub fn build(shared: SharedRef, listener: TcpListener) -> std::io::Result<Server
 
 fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/app", web::get().to(app_routes::get_app))
-        .route(
-            "/app/installations",
-            web::get().to(app_routes::list_installations),
-        )
-        .route(
-            "/app/installations/{id}/access_tokens",
-            web::post().to(app_routes::mint_token),
-        )
+        .route("/app/installations", web::get().to(app_routes::list_installations))
+        .route("/app/installations/{id}/access_tokens", web::post().to(app_routes::mint_token))
         .route("/app/hook/deliveries", web::get().to(hooks::list))
         .route("/app/hook/deliveries/{id}", web::get().to(hooks::get_one))
-        .route(
-            "/app/hook/deliveries/{id}/attempts",
-            web::post().to(hooks::redeliver),
-        )
+        .route("/app/hook/deliveries/{id}/attempts", web::post().to(hooks::redeliver))
         .route("/user/{id}", web::get().to(rest::get_user))
         .route("/users/{login}", web::get().to(rest::get_user_by_login))
         .route("/rate_limit", web::get().to(rest::rate_limit))
         .route("/graphql", web::post().to(graphql::handle))
-        .default_service(web::to(|| async {
-            message(404, "Not Found", "https://docs.github.com/rest")
-        }));
+        .default_service(web::to(|| async { message(404, "Not Found", "https://docs.github.com/rest") }));
 }
 
 /// GitHub-style request ids look like `C0DE:1F2E:3D4C5B:6A7988:65A1B2C3`.

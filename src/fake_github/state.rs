@@ -85,22 +85,15 @@ impl State {
     /// The account user of an installation; falls back to a sample user so
     /// payloads stay well-formed if a test removed the account user.
     pub fn account_of(&self, inst: &Installation) -> FakeUser {
-        self.users
-            .get(&inst.account_user_id)
-            .cloned()
-            .unwrap_or_else(|| FakeUser::sample(inst.account_user_id))
+        self.users.get(&inst.account_user_id).cloned().unwrap_or_else(|| FakeUser::sample(inst.account_user_id))
     }
 
     pub fn user_by_login(&self, login: &str) -> Option<&FakeUser> {
-        self.users
-            .values()
-            .find(|u| u.login.eq_ignore_ascii_case(login))
+        self.users.values().find(|u| u.login.eq_ignore_ascii_case(login))
     }
 
     pub fn user_by_node_id(&self, node_id: &str) -> Option<&FakeUser> {
-        self.node_index
-            .get(node_id)
-            .and_then(|id| self.users.get(id))
+        self.node_index.get(node_id).and_then(|id| self.users.get(id))
     }
 
     /// Insert or replace a user, keeping the node index in step.

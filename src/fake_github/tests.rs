@@ -16,12 +16,9 @@ fn fixture(name: &str) -> String {
 
 /// A fake with users 1..=3 and installation 100 on user 1.
 pub async fn fake() -> FakeGitHub {
-    let gh = FakeGitHub::start(FakeConfig {
-        app_id: APP_ID,
-        app_public_key_pem: fixture("demo-app-key.pub.pem"),
-    })
-    .await
-    .expect("fake starts");
+    let gh = FakeGitHub::start(FakeConfig { app_id: APP_ID, app_public_key_pem: fixture("demo-app-key.pub.pem") })
+        .await
+        .expect("fake starts");
     for id in 1..=3 {
         gh.add_user(FakeUser::sample(id));
     }
@@ -55,43 +52,22 @@ pub async fn mint(gh: &FakeGitHub) -> String {
 }
 
 pub async fn get(url: String, token: &str) -> reqwest::Response {
-    reqwest::Client::new()
-        .get(url)
-        .header("authorization", format!("token {token}"))
-        .send()
-        .await
-        .unwrap()
+    reqwest::Client::new().get(url).header("authorization", format!("token {token}")).send().await.unwrap()
 }
 
 pub fn header(resp: &reqwest::Response, name: &str) -> String {
-    resp.headers()
-        .get(name)
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default()
+    resp.headers().get(name).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
 }
 
 #[tokio::test]
 async fn jwt_accepted_with_demo_key_and_rejected_otherwise() {
     let gh = fake().await;
     let client = reqwest::Client::new();
-    let list = |jwt: String| {
-        client
-            .get(format!("{}/app/installations", gh.url()))
-            .bearer_auth(jwt)
-            .send()
-    };
+    let list = |jwt: String| client.get(format!("{}/app/installations", gh.url())).bearer_auth(jwt).send();
     assert_eq!(list(good_jwt()).await.unwrap().status(), 200);
     // iss as a numeric string is accepted too.
-    assert_eq!(
-        list(jwt("demo-app-key.pem", json!("4242"), -60, 540))
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    let wrong = list(jwt("wrong-app-key.pem", json!(APP_ID), -60, 540))
-        .await
-        .unwrap();
+    assert_eq!(list(jwt("demo-app-key.pem", json!("4242"), -60, 540)).await.unwrap().status(), 200);
+    let wrong = list(jwt("wrong-app-key.pem", json!(APP_ID), -60, 540)).await.unwrap();
     assert_eq!(wrong.status(), 401);
     let body: Value = wrong.json().await.unwrap();
     assert_eq!(body["message"], "A JSON web token could not be decoded");
@@ -105,11 +81,7 @@ async fn jwt_accepted_with_demo_key_and_rejected_otherwise() {
         assert_eq!(list(j).await.unwrap().status(), 401);
     }
     let token = mint(&gh).await;
-    assert_eq!(
-        list(token).await.unwrap().status(),
-        401,
-        "installation token on /app"
-    );
+    assert_eq!(list(token).await.unwrap().status(), 401, "installation token on /app");
     let stats = gh.stats();
     assert_eq!(stats.jwt_rejected, 6);
     assert_eq!(stats.tokens_minted, 1);
@@ -121,10 +93,7 @@ async fn mint_rules_unknown_and_suspended() {
     let gh = fake().await;
     let client = reqwest::Client::new();
     let post = |id: i64| {
-        client
-            .post(format!("{}/app/installations/{id}/access_tokens", gh.url()))
-            .bearer_auth(good_jwt())
-            .send()
+        client.post(format!("{}/app/installations/{id}/access_tokens", gh.url())).bearer_auth(good_jwt()).send()
     };
     assert_eq!(post(999).await.unwrap().status(), 404);
     gh.set_installation_suspended(100, true);
@@ -189,12 +158,7 @@ async fn user_routes_shape_headers_etag_and_404() {
     assert!(reset >= Utc::now().timestamp() + 3590);
     let etag = header(&first, "etag");
     let body: Value = first.json().await.unwrap();
-    let keys: Vec<&str> = body
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let keys: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
     let mut want = PUBLIC_USER_KEYS.to_vec();
     want.sort();
     assert_eq!(keys, want);
@@ -213,11 +177,7 @@ async fn user_routes_shape_headers_etag_and_404() {
         .await
         .unwrap();
     assert_eq!(cond.status(), 304);
-    assert_eq!(
-        header(&cond, "x-ratelimit-remaining"),
-        "4998",
-        "304 is free"
-    );
+    assert_eq!(header(&cond, "x-ratelimit-remaining"), "4998", "304 is free");
 
     let stats = gh.stats();
     assert_eq!(stats.rest_user_fetches, 2);
@@ -234,19 +194,10 @@ async fn removed_user_is_charged_404_and_bad_token_401() {
     gh.remove_user(2);
     let gone = get(format!("{}/user/2", gh.url()), &token).await;
     assert_eq!(gone.status(), 404);
-    assert_eq!(
-        header(&gone, "x-ratelimit-remaining"),
-        "4999",
-        "404 is charged"
-    );
+    assert_eq!(header(&gone, "x-ratelimit-remaining"), "4999", "404 is charged");
     let body: Value = gone.json().await.unwrap();
     assert_eq!(body["status"], "404");
-    assert_eq!(
-        get(format!("{}/user/1", gh.url()), "ghs_made_up")
-            .await
-            .status(),
-        401
-    );
+    assert_eq!(get(format!("{}/user/1", gh.url()), "ghs_made_up").await.status(), 401);
 
     assert_eq!(gh.stats().points_core, 1);
 }
@@ -267,20 +218,11 @@ async fn installation_pagination_links_are_absolute_and_complete() {
     }
     let client = reqwest::Client::new();
     let page = |p: usize| {
-        client
-            .get(format!(
-                "{}/app/installations?per_page=100&page={p}",
-                gh.url()
-            ))
-            .bearer_auth(good_jwt())
-            .send()
+        client.get(format!("{}/app/installations?per_page=100&page={p}", gh.url())).bearer_auth(good_jwt()).send()
     };
     let base = format!("{}/app/installations?per_page=100", gh.url());
     let first = page(1).await.unwrap();
-    assert_eq!(
-        header(&first, "link"),
-        format!("<{base}&page=2>; rel=\"next\", <{base}&page=3>; rel=\"last\"")
-    );
+    assert_eq!(header(&first, "link"), format!("<{base}&page=2>; rel=\"next\", <{base}&page=3>; rel=\"last\""));
     let items: Vec<Value> = first.json().await.unwrap();
     assert_eq!(items.len(), 100);
     assert_eq!(items[0]["id"], 1);
@@ -296,10 +238,7 @@ async fn installation_pagination_links_are_absolute_and_complete() {
         )
     );
     let last = page(3).await.unwrap();
-    assert_eq!(
-        header(&last, "link"),
-        format!("<{base}&page=2>; rel=\"prev\", <{base}&page=1>; rel=\"first\"")
-    );
+    assert_eq!(header(&last, "link"), format!("<{base}&page=2>; rel=\"prev\", <{base}&page=1>; rel=\"first\""));
     let items: Vec<Value> = last.json().await.unwrap();
     assert_eq!(items.len(), 50);
 }

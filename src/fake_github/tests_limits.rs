@@ -25,35 +25,19 @@ const QUERY: &str = "query($ids: [ID!]!) { nodes(ids: $ids) { ... on User { logi
 #[tokio::test]
 async fn exhaustion_gives_403_counts_violation_and_window_refills() {
     let gh = fake().await;
-    gh.set_faults(Faults {
-        rate_limit: 2,
-        rate_window: Duration::from_millis(1500),
-        ..Faults::default()
-    });
+    gh.set_faults(Faults { rate_limit: 2, rate_window: Duration::from_millis(1500), ..Faults::default() });
     let token = mint(&gh).await;
     let url = format!("{}/user/1", gh.url());
-    assert_eq!(
-        header(&get(url.clone(), &token).await, "x-ratelimit-remaining"),
-        "1"
-    );
+    assert_eq!(header(&get(url.clone(), &token).await, "x-ratelimit-remaining"), "1");
     let last = get(url.clone(), &token).await;
-    assert_eq!(
-        (
-            last.status().as_u16(),
-            header(&last, "x-ratelimit-remaining")
-        ),
-        (200, "0".into())
-    );
+    assert_eq!((last.status().as_u16(), header(&last, "x-ratelimit-remaining")), (200, "0".into()));
     assert_eq!(gh.stats().on_exhausted, 0);
     let over = get(url.clone(), &token).await;
     assert_eq!(over.status(), 403);
     assert_eq!(header(&over, "x-ratelimit-remaining"), "0");
     let reset: i64 = header(&over, "x-ratelimit-reset").parse().unwrap();
     let body: Value = over.json().await.unwrap();
-    assert_eq!(
-        body["message"],
-        "API rate limit exceeded for installation ID 100."
-    );
+    assert_eq!(body["message"], "API rate limit exceeded for installation ID 100.");
     assert_eq!(gh.stats().on_exhausted, 1);
     // GraphQL has its own bucket, so it is untouched by core exhaustion.
     let g = graphql(&gh, &token, QUERY, &[gh.user(1).unwrap().node_id]).await;
@@ -70,38 +54,23 @@ async fn exhaustion_gives_403_counts_violation_and_window_refills() {
 #[tokio::test]
 async fn expired_token_is_401_and_counted() {
     let gh = fake().await;
-    gh.set_faults(Faults {
-        token_lifetime: Duration::from_millis(300),
-        ..Faults::default()
-    });
+    gh.set_faults(Faults { token_lifetime: Duration::from_millis(300), ..Faults::default() });
     let token = mint(&gh).await;
-    assert_eq!(
-        get(format!("{}/user/1", gh.url()), &token).await.status(),
-        200
-    );
+    assert_eq!(get(format!("{}/user/1", gh.url()), &token).await.status(), 200);
     tokio::time::sleep(Duration::from_millis(400)).await;
     let resp = get(format!("{}/user/1", gh.url()), &token).await;
     assert_eq!(resp.status(), 401);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["message"], "Bad credentials");
     assert_eq!(gh.stats().on_expired, 1);
-    assert_eq!(
-        get(format!("{}/user/1", gh.url()), "ghs_never_minted")
-            .await
-            .status(),
-        401
-    );
+    assert_eq!(get(format!("{}/user/1", gh.url()), "ghs_never_minted").await.status(), 401);
     assert_eq!(gh.stats().on_expired, 1, "unknown tokens are not 'expired'");
 }
 
 #[tokio::test]
 async fn concurrency_cap_gives_secondary_limit_and_pause() {
     let gh = fake().await;
-    let faults = Faults {
-        latency: Duration::from_millis(300),
-        concurrency_cap: Some((2, 1)),
-        ..Faults::default()
-    };
+    let faults = Faults { latency: Duration::from_millis(300), concurrency_cap: Some((2, 1)), ..Faults::default() };
     gh.set_faults(faults);
     let token = mint(&gh).await;
     let url = format!("{}/user/1", gh.url());
@@ -118,26 +87,14 @@ async fn concurrency_cap_gives_secondary_limit_and_pause() {
         if code == 403 {
             assert_eq!(header(&resp, "retry-after"), "1");
             let body: Value = resp.json().await.unwrap();
-            assert!(
-                body["message"]
-                    .as_str()
-                    .unwrap()
-                    .contains("secondary rate limit")
-            );
+            assert!(body["message"].as_str().unwrap().contains("secondary rate limit"));
         }
         codes.push(code);
     }
     codes.sort();
     assert_eq!(codes, [200, 200, 403, 403, 403]);
-    assert_eq!(
-        gh.stats().on_paused,
-        0,
-        "in-flight requests are not violations"
-    );
-    gh.set_faults(Faults {
-        concurrency_cap: Some((2, 1)),
-        ..Faults::default()
-    });
+    assert_eq!(gh.stats().on_paused, 0, "in-flight requests are not violations");
+    gh.set_faults(Faults { concurrency_cap: Some((2, 1)), ..Faults::default() });
     // Right after the pause started (inside the 250 ms grace): refused, not counted.
     assert_eq!(get(url.clone(), &token).await.status(), 403);
     assert_eq!(gh.stats().on_paused, 0);
@@ -153,10 +110,7 @@ async fn concurrency_cap_gives_secondary_limit_and_pause() {
 async fn server_errors_are_502_and_not_charged() {
     let gh = fake().await;
     let token = mint(&gh).await;
-    gh.set_faults(Faults {
-        server_error_rate: 1.0,
-        ..Faults::default()
-    });
+    gh.set_faults(Faults { server_error_rate: 1.0, ..Faults::default() });
     let resp = get(format!("{}/user/1", gh.url()), &token).await;
     assert_eq!(resp.status(), 502);
     gh.set_faults(Faults::default());
@@ -187,10 +141,7 @@ async fn graphql_nodes_cost_not_found_and_errors() {
     assert_eq!(body["errors"][0]["type"], "NOT_FOUND");
     assert_eq!(body["errors"][0]["path"], json!(["nodes", 6]));
     let stats = gh.stats();
-    assert_eq!(
-        (stats.points_graphql, stats.graphql_nodes_requested),
-        (3, 100)
-    );
+    assert_eq!((stats.points_graphql, stats.graphql_nodes_requested), (3, 100));
 }
 
 #[tokio::test]
@@ -200,35 +151,17 @@ async fn graphql_small_batch_argument_limit_and_forbidden() {
     let ids: Vec<String> = (1..=3).map(|id| gh.user(id).unwrap().node_id).collect();
     // Small batch, no rateLimit selection: cost 1, no rateLimit key.
     let small = "query($ids: [ID!]!) { nodes(ids: $ids) { id } }";
-    let body: Value = graphql(&gh, &token, small, &ids[..2])
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = graphql(&gh, &token, small, &ids[..2]).await.json().await.unwrap();
     assert!(body["data"].get("rateLimit").is_none());
     assert_eq!(gh.stats().points_graphql, 1);
 
     let too_many: Vec<String> = (0..101).map(|i| format!("U_x{i}")).collect();
-    let body: Value = graphql(&gh, &token, QUERY, &too_many)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = graphql(&gh, &token, QUERY, &too_many).await.json().await.unwrap();
     assert_eq!(body["errors"][0]["type"], "ARGUMENT_LIMIT");
-    assert_eq!(
-        body["errors"][0]["message"],
-        "You may not provide more than 100 node ids; you provided 101."
-    );
+    assert_eq!(body["errors"][0]["message"], "You may not provide more than 100 node ids; you provided 101.");
 
-    gh.set_faults(Faults {
-        graphql_forbidden: true,
-        ..Faults::default()
-    });
-    let body: Value = graphql(&gh, &token, QUERY, &ids[..1])
-        .await
-        .json()
-        .await
-        .unwrap();
+    gh.set_faults(Faults { graphql_forbidden: true, ..Faults::default() });
+    let body: Value = graphql(&gh, &token, QUERY, &ids[..1]).await.json().await.unwrap();
     assert_eq!(body["errors"][0]["type"], "FORBIDDEN");
     assert_eq!(body["data"], Value::Null);
     assert_eq!(gh.stats().points_graphql, 2);
@@ -237,10 +170,7 @@ async fn graphql_small_batch_argument_limit_and_forbidden() {
 #[tokio::test]
 async fn graphql_over_budget_is_rate_limited_in_band() {
     let gh = fake().await;
-    gh.set_faults(Faults {
-        rate_limit: 1,
-        ..Faults::default()
-    });
+    gh.set_faults(Faults { rate_limit: 1, ..Faults::default() });
     let token = mint(&gh).await;
     let ids = vec![gh.user(1).unwrap().node_id];
     assert_eq!(graphql(&gh, &token, QUERY, &ids).await.status(), 200);
@@ -251,11 +181,7 @@ async fn graphql_over_budget_is_rate_limited_in_band() {
     assert_eq!(body["errors"][0]["type"], "RATE_LIMITED");
     assert_eq!(gh.stats().on_exhausted, 1);
     // /rate_limit is free and shows both buckets.
-    let rl: Value = get(format!("{}/rate_limit", gh.url()), &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let rl: Value = get(format!("{}/rate_limit", gh.url()), &token).await.json().await.unwrap();
     assert_eq!(rl["resources"]["graphql"]["remaining"], 0);
     assert_eq!(rl["resources"]["core"]["remaining"], 1);
 }

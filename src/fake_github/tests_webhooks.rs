@@ -53,10 +53,7 @@ async fn webhook_is_signed_and_recorded_and_redelivered() {
     assert_eq!(status, 200);
     let (head, body) = task.await.unwrap();
     let sig = sign_webhook("s3cret", &body);
-    assert!(
-        head.contains(&format!("x-hub-signature-256: {sig}")),
-        "{head}"
-    );
+    assert!(head.contains(&format!("x-hub-signature-256: {sig}")), "{head}");
     assert!(head.contains(&format!("x-github-delivery: {guid}")));
     assert!(head.contains("x-github-event: installation"));
     assert!(head.contains("x-github-hook-installation-target-type: integration"));
@@ -66,12 +63,7 @@ async fn webhook_is_signed_and_recorded_and_redelivered() {
 
     // The target is gone now: a redelivery is recorded as failed.
     let client = reqwest::Client::new();
-    let list = || {
-        client
-            .get(format!("{}/app/hook/deliveries", gh.url()))
-            .bearer_auth(good_jwt())
-            .send()
-    };
+    let list = || client.get(format!("{}/app/hook/deliveries", gh.url())).bearer_auth(good_jwt()).send();
     let items: Vec<Value> = list().await.unwrap().json().await.unwrap();
     assert_eq!(items.len(), 1);
     assert_eq!(items[0]["status"], "OK");
@@ -79,12 +71,7 @@ async fn webhook_is_signed_and_recorded_and_redelivered() {
     assert_eq!(items[0]["installation_id"], 100);
     let id = items[0]["id"].as_u64().unwrap();
     let attempts = format!("{}/app/hook/deliveries/{id}/attempts", gh.url());
-    let resp = client
-        .post(attempts)
-        .bearer_auth(good_jwt())
-        .send()
-        .await
-        .unwrap();
+    let resp = client.post(attempts).bearer_auth(good_jwt()).send().await.unwrap();
     assert_eq!(resp.status(), 202);
     let items: Vec<Value> = list().await.unwrap().json().await.unwrap();
     assert_eq!(items.len(), 2);
@@ -99,11 +86,7 @@ async fn deliveries_page_with_cursor_links() {
     let gh = fake().await;
     gh.set_webhook_target("http://127.0.0.1:9/unreachable", "x");
     for _ in 0..3 {
-        assert!(
-            gh.deliver("ping", &json!({ "zen": "Keep it simple." }))
-                .await
-                .is_err()
-        );
+        assert!(gh.deliver("ping", &json!({ "zen": "Keep it simple." })).await.is_err());
     }
     let client = reqwest::Client::new();
     let first = client
@@ -116,25 +99,9 @@ async fn deliveries_page_with_cursor_links() {
     let items: Vec<Value> = first.json().await.unwrap();
     assert_eq!(items.len(), 2);
     assert!(items[0]["id"].as_u64() > items[1]["id"].as_u64());
-    let next = link
-        .strip_prefix('<')
-        .unwrap()
-        .split_once(">; rel=\"next\"")
-        .unwrap()
-        .0;
-    assert!(
-        next.starts_with(&gh.url()) && next.contains("cursor="),
-        "{link}"
-    );
-    let rest: Vec<Value> = client
-        .get(next)
-        .bearer_auth(good_jwt())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let next = link.strip_prefix('<').unwrap().split_once(">; rel=\"next\"").unwrap().0;
+    assert!(next.starts_with(&gh.url()) && next.contains("cursor="), "{link}");
+    let rest: Vec<Value> = client.get(next).bearer_auth(good_jwt()).send().await.unwrap().json().await.unwrap();
     assert_eq!(rest.len(), 1);
     assert_eq!(rest[0]["status_code"], 0);
 }

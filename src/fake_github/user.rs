@@ -44,9 +44,7 @@ impl FakeUser {
             avatar_url: format!("https://avatars.githubusercontent.com/u/{id}?v=4"),
             bio: (!n.is_multiple_of(3)).then(|| format!("Bio of user {id}")),
             company: (n % 4 == 1).then(|| "@github".to_string()),
-            blog: n
-                .is_multiple_of(2)
-                .then(|| format!("https://{login}.example.com")),
+            blog: n.is_multiple_of(2).then(|| format!("https://{login}.example.com")),
             location: (!n.is_multiple_of(5)).then(|| "Berlin".to_string()),
             email: n.is_multiple_of(6).then(|| format!("{login}@example.com")),
             twitter_username: n.is_multiple_of(7).then(|| login.clone()),
@@ -90,11 +88,7 @@ pub fn base64(input: &[u8], url_safe: bool) -> String {
     };
     let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
     for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..=chunk.len() {
             out.push(alphabet[((n >> (18 - 6 * i)) & 63) as usize] as char);

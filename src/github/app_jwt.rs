@@ -22,7 +22,11 @@ struct Claims {
     iss: u64,
 }
 
-fn sign(app_id: u64, key: &EncodingKey, now: DateTime<Utc>) -> Result<(String, DateTime<Utc>), jsonwebtoken::errors::Error> {
+fn sign(
+    app_id: u64,
+    key: &EncodingKey,
+    now: DateTime<Utc>,
+) -> Result<(String, DateTime<Utc>), jsonwebtoken::errors::Error> {
     let iat = now - BACKDATE;
     let exp = iat + LIFETIME;
     let claims = Claims { iat: iat.timestamp(), exp: exp.timestamp(), iss: app_id };

@@ -46,7 +46,8 @@ impl Answer {
 
     /// What this answer tells the rate governor.
     pub fn observation(&self) -> Observation {
-        let secondary = matches!(self.status, 403 | 429) && self.message().to_ascii_lowercase().contains("secondary rate limit");
+        let secondary =
+            matches!(self.status, 403 | 429) && self.message().to_ascii_lowercase().contains("secondary rate limit");
         Observation {
             status: self.status,
             limit: self.header_i64("x-ratelimit-limit"),
@@ -159,13 +160,21 @@ mod tests {
 
     #[test]
     fn a_403_with_nothing_left_is_the_primary_limit() {
-        let a = answer(403, &[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "1900000000")], r#"{"message":"API rate limit exceeded for installation ID 1."}"#);
+        let a = answer(
+            403,
+            &[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "1900000000")],
+            r#"{"message":"API rate limit exceeded for installation ID 1."}"#,
+        );
         assert!(matches!(a.classify(), Err(GitHubError::RateLimited { .. })));
     }
 
     #[test]
     fn a_403_naming_the_secondary_limit_or_with_retry_after_is_secondary() {
-        let a = answer(403, &[("x-ratelimit-remaining", "4000")], r#"{"message":"You have exceeded a secondary rate limit."}"#);
+        let a = answer(
+            403,
+            &[("x-ratelimit-remaining", "4000")],
+            r#"{"message":"You have exceeded a secondary rate limit."}"#,
+        );
         assert!(matches!(a.classify(), Err(GitHubError::SecondaryLimit { retry_after: None })));
         let b = answer(429, &[("retry-after", "7")], "{}");
         assert!(matches!(b.classify(), Err(GitHubError::SecondaryLimit { retry_after: Some(d) }) if d.as_secs() == 7));
@@ -175,7 +184,14 @@ mod tests {
 
     #[test]
     fn the_last_page_is_read_from_githubs_absolute_links() {
-        let a = answer(200, &[("link", "<https://api.github.com/app/installations?per_page=100&page=2>; rel=\"next\", <https://api.github.com/app/installations?per_page=100&page=34>; rel=\"last\"")], "[]");
+        let a = answer(
+            200,
+            &[(
+                "link",
+                "<https://api.github.com/app/installations?per_page=100&page=2>; rel=\"next\", <https://api.github.com/app/installations?per_page=100&page=34>; rel=\"last\"",
+            )],
+            "[]",
+        );
         assert_eq!(last_page(&a.headers), Some(34));
         assert_eq!(last_page(&HeaderMap::new()), None);
     }

@@ -32,7 +32,10 @@ fn next_cursor(headers: &http::HeaderMap) -> Option<String> {
 
 impl GitHub {
     /// One page of `GET /app/hook/deliveries`, newest first, and the next page's cursor.
-    pub async fn hook_deliveries(&self, cursor: Option<&str>) -> Result<(Vec<HookDelivery>, Option<String>), GitHubError> {
+    pub async fn hook_deliveries(
+        &self,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<HookDelivery>, Option<String>), GitHubError> {
         let mut path = "app/hook/deliveries?per_page=100".to_string();
         if let Some(cursor) = cursor {
             path.push_str("&cursor=");
@@ -57,7 +60,12 @@ mod tests {
     #[test]
     fn the_next_cursor_is_read_from_the_link_header() {
         let mut headers = http::HeaderMap::new();
-        headers.insert("link", "<https://api.github.com/app/hook/deliveries?per_page=100&cursor=v1_12077215967>; rel=\"next\"".parse().unwrap());
+        headers.insert(
+            "link",
+            "<https://api.github.com/app/hook/deliveries?per_page=100&cursor=v1_12077215967>; rel=\"next\""
+                .parse()
+                .unwrap(),
+        );
         assert_eq!(next_cursor(&headers).as_deref(), Some("v1_12077215967"));
         assert_eq!(next_cursor(&http::HeaderMap::new()), None);
     }

@@ -288,7 +288,14 @@ impl Governor {
 
     /// Records what the answer to a request that booked `cost` said (or that
     /// none came: `obs` is `None`).
-    pub fn observe(&self, id: InstallationId, resource: Resource, cost: i64, obs: Option<&Observation>, now: DateTime<Utc>) {
+    pub fn observe(
+        &self,
+        id: InstallationId,
+        resource: Resource,
+        cost: i64,
+        obs: Option<&Observation>,
+        now: DateTime<Utc>,
+    ) {
         self.with_slot(id, |slot| {
             slot.dirty = true;
             let bucket = slot.bucket(resource);
@@ -371,10 +378,14 @@ impl Governor {
     pub fn take_dirty(&self, now: DateTime<Utc>) -> Vec<RateLimitRecord> {
         let dirty: Vec<InstallationId> = {
             let mut slots = self.slots.lock().expect("governor poisoned");
-            slots.iter_mut().filter(|(_, s)| s.dirty).map(|(id, s)| {
-                s.dirty = false;
-                *id
-            }).collect()
+            slots
+                .iter_mut()
+                .filter(|(_, s)| s.dirty)
+                .map(|(id, s)| {
+                    s.dirty = false;
+                    *id
+                })
+                .collect()
         };
         self.snapshot(now).into_iter().filter(|r| dirty.contains(&r.installation_id)).collect()
     }

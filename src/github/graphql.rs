@@ -125,7 +125,11 @@ struct GraphqlErrorWire {
     message: Option<String>,
 }
 
-fn interpret(body: &[u8], asked: usize, reset_at: Option<chrono::DateTime<chrono::Utc>>) -> Result<NodesAnswer, GitHubError> {
+fn interpret(
+    body: &[u8],
+    asked: usize,
+    reset_at: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<NodesAnswer, GitHubError> {
     let envelope: Envelope = serde_json::from_slice(body).map_err(|e| GitHubError::Decode(e.to_string()))?;
     let first = |kind: &str| envelope.errors.iter().find(|e| e.kind.as_deref() == Some(kind));
     if first("RATE_LIMITED").is_some() {
@@ -139,7 +143,11 @@ fn interpret(body: &[u8], asked: usize, reset_at: Option<chrono::DateTime<chrono
     let data = envelope.data.filter(|d| d.nodes.iter().any(Option::is_some) || refused.is_none());
     let Some(data) = data else {
         let message = refused.or(envelope.errors.first()).and_then(|e| e.message.clone()).unwrap_or_default();
-        return Err(if refused.is_some() { GitHubError::GraphqlRefused(message) } else { GitHubError::Graphql(message) });
+        return Err(if refused.is_some() {
+            GitHubError::GraphqlRefused(message)
+        } else {
+            GitHubError::Graphql(message)
+        });
     };
     if data.nodes.len() != asked {
         return Err(GitHubError::Decode(format!("asked for {asked} nodes, got {}", data.nodes.len())));
@@ -211,7 +219,8 @@ mod tests {
     fn rate_limited_and_refused_answers_are_told_apart() {
         let limited = br#"{"errors":[{"type":"RATE_LIMITED","message":"API rate limit exceeded"}]}"#;
         assert!(matches!(interpret(limited, 1, None), Err(GitHubError::RateLimited { .. })));
-        let refused = br#"{"data":null,"errors":[{"type":"FORBIDDEN","message":"Resource not accessible by integration"}]}"#;
+        let refused =
+            br#"{"data":null,"errors":[{"type":"FORBIDDEN","message":"Resource not accessible by integration"}]}"#;
         assert!(matches!(interpret(refused, 1, None), Err(GitHubError::GraphqlRefused(_))));
     }
 }

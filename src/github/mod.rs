@@ -124,7 +124,11 @@ impl GitHub {
     /// A call authenticated as the App (JWT): installations, token minting, deliveries.
     async fn app_call(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<Answer, GitHubError> {
         let _permit = self.inner.app_calls.acquire().await.expect("never closed");
-        let jwt = self.inner.jwt.bearer(Utc::now()).map_err(|e| GitHubError::Transport(format!("cannot sign the App JWT: {e}")))?;
+        let jwt = self
+            .inner
+            .jwt
+            .bearer(Utc::now())
+            .map_err(|e| GitHubError::Transport(format!("cannot sign the App JWT: {e}")))?;
         let answer = self.inner.transport.send(method, &self.api_url(path), &jwt, body).await;
         self.count("app", &answer);
         answer?.classify()
@@ -195,7 +199,8 @@ impl GitHub {
             }
         };
         let (method, url, body) = request;
-        let mut answer = self.inner.transport.send(method.clone(), &url, token.secret.expose_secret(), body.clone()).await;
+        let mut answer =
+            self.inner.transport.send(method.clone(), &url, token.secret.expose_secret(), body.clone()).await;
         // Only while the token is young and still fresh: never resend on one about to expire.
         while matches!(&answer, Ok(a) if a.status == 401)
             && Utc::now() - token.minted_at < REPLICATION_GRACE

@@ -106,9 +106,12 @@ impl GitHub {
         opts: CallOptions<'_>,
     ) -> Result<RestProfile, GitHubError> {
         let url = self.api_url(&path);
-        let call = || self.installation_call(installation, Resource::Core, 1, priority, (Method::GET, url.clone(), None), opts);
+        let call = || {
+            self.installation_call(installation, Resource::Core, 1, priority, (Method::GET, url.clone(), None), opts)
+        };
         let answer = call.retry(retry_policy()).when(worth_retrying).await?;
-        let raw: serde_json::Value = serde_json::from_slice(&answer.body).map_err(|e| GitHubError::Decode(e.to_string()))?;
+        let raw: serde_json::Value =
+            serde_json::from_slice(&answer.body).map_err(|e| GitHubError::Decode(e.to_string()))?;
         RestProfile::from_json(raw).map_err(|e| GitHubError::Decode(e.to_string()))
     }
 
@@ -119,7 +122,8 @@ impl GitHub {
         let call = || self.app_call(Method::GET, &path, None);
         let answer = call.retry(retry_policy()).when(|e: &GitHubError| e.is_transient()).await?;
         let last = last_page(&answer.headers);
-        let items: Vec<InstallationWire> = serde_json::from_slice(&answer.body).map_err(|e| GitHubError::Decode(e.to_string()))?;
+        let items: Vec<InstallationWire> =
+            serde_json::from_slice(&answer.body).map_err(|e| GitHubError::Decode(e.to_string()))?;
         Ok((items.into_iter().filter_map(installation_record).collect(), last))
     }
 
@@ -134,12 +138,17 @@ impl GitHub {
         let (first, last) = self.installations_page(1).await?;
         let mut seen = first.len() as u64;
         on_page(first).await?;
-        let mut pages = stream::iter(2..=last.unwrap_or(1)).map(|page| self.installations_page(page)).buffered(PAGE_CONCURRENCY);
+        let mut pages =
+            stream::iter(2..=last.unwrap_or(1)).map(|page| self.installations_page(page)).buffered(PAGE_CONCURRENCY);
         while let Some((items, _)) = pages.try_next().await? {
             seen += items.len() as u64;
             on_page(items).await?;
         }
-        tracing::debug!(installations = seen, took_ms = (Utc::now() - started).num_milliseconds(), "listed installations");
+        tracing::debug!(
+            installations = seen,
+            took_ms = (Utc::now() - started).num_milliseconds(),
+            "listed installations"
+        );
         Ok(seen)
     }
 }

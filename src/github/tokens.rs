@@ -55,8 +55,7 @@ impl TokenCache {
     /// A fresh token is cached for this installation (no mint needed to use it).
     pub fn has_fresh(&self, id: InstallationId, now: DateTime<Utc>) -> bool {
         let slot = self.slots.lock().expect("token cache poisoned").get(&id).cloned();
-        slot.and_then(|s| s.try_lock().ok().map(|t| t.as_ref().is_some_and(|t| t.is_fresh(now))))
-            .unwrap_or(false)
+        slot.and_then(|s| s.try_lock().ok().map(|t| t.as_ref().is_some_and(|t| t.is_fresh(now)))).unwrap_or(false)
     }
 
     /// Forgets a token GitHub refused.

@@ -55,14 +55,20 @@ pub async fn admin_health(_: Admin, state: web::Data<AppState>) -> Result<HttpRe
     users.extend(state.store.user_counts().await?);
     let last_run = state.store.runs(1).await?.into_iter().next();
     let running = state.store.running_run().await?;
-    let limits: Vec<_> = rate_limits(&state).await?.into_iter().map(|r| json!({
-        "installation_id": r.installation_id,
-        "resource": r.resource,
-        "limit": r.limit,
-        "remaining": r.remaining,
-        "reset_at": r.reset_at,
-        "paused_until": r.paused_until,
-    })).collect();
+    let limits: Vec<_> = rate_limits(&state)
+        .await?
+        .into_iter()
+        .map(|r| {
+            json!({
+                "installation_id": r.installation_id,
+                "resource": r.resource,
+                "limit": r.limit,
+                "remaining": r.remaining,
+                "reset_at": r.reset_at,
+                "paused_until": r.paused_until,
+            })
+        })
+        .collect();
     let degraded = inbox.failed > 0 || oldest.is_some_and(|s| s > STUCK_INBOX_SECONDS);
     Ok(HttpResponse::Ok().json(json!({
         "status": if degraded { "degraded" } else { "ok" },

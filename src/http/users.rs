@@ -28,7 +28,11 @@ async fn existing(state: &AppState, id: GitHubUserId) -> Result<UserRecord, ApiE
 
 pub async fn by_login(_: Admin, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let login = Login::parse(&path).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let user = state.store.user_by_login(&login).await?.ok_or_else(|| ApiError::NotFound(format!("no tracked user with login {login}")))?;
+    let user = state
+        .store
+        .user_by_login(&login)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no tracked user with login {login}")))?;
     Ok(HttpResponse::Ok().json(user))
 }
 
@@ -45,7 +49,11 @@ pub struct TrackRequest {
 
 /// Tracks a user who linked GitHub without installing the App: fetched right
 /// away with any active installation's token, never anonymously.
-pub async fn track(_: Admin, state: web::Data<AppState>, body: web::Json<TrackRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn track(
+    _: Admin,
+    state: web::Data<AppState>,
+    body: web::Json<TrackRequest>,
+) -> Result<HttpResponse, ApiError> {
     let syncer = syncer(&state)?;
     let body = body.into_inner();
     let profile = match (body.login, body.github_id) {
@@ -80,7 +88,8 @@ pub async fn track(_: Admin, state: web::Data<AppState>, body: web::Json<TrackRe
     };
     let created = state.store.track_user(&account, now).await?;
     let next_sync_at = now + chrono::Duration::from_std(state.settings.sync.stale_after).unwrap_or_default();
-    let outcome = UserOutcome::Changed { hash: profile.key.hash(), observed: None, next_sync_at, profile: Box::new(profile) };
+    let outcome =
+        UserOutcome::Changed { hash: profile.key.hash(), observed: None, next_sync_at, profile: Box::new(profile) };
     state.store.record_outcomes(&[outcome], now, Utc::now()).await?;
     let user = existing(&state, account.id).await?;
     Ok(if created { HttpResponse::Created().json(user) } else { HttpResponse::Ok().json(user) })
@@ -91,7 +100,10 @@ pub async fn sync_now(_: Admin, state: web::Data<AppState>, path: web::Path<Stri
     let syncer = syncer(&state)?;
     let user = existing(&state, parse_id(&path)?).await?;
     if !user.sync_enabled || user.status != UserStatus::Active {
-        return Err(ApiError::Conflict { message: format!("user {} is {}: not synced", user.github_id, user.status), run_id: None });
+        return Err(ApiError::Conflict {
+            message: format!("user {} is {}: not synced", user.github_id, user.status),
+            run_id: None,
+        });
     }
     let due = DueUser {
         github_id: user.github_id,
@@ -132,7 +144,11 @@ pub async fn set_sync_enabled(
     Ok(HttpResponse::Ok().json(existing(&state, id).await?))
 }
 
-pub async fn disconnect(_: Admin, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn disconnect(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
     if state.store.erase_user(id).await? {
         Ok(HttpResponse::NoContent().finish())

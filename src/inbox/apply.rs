@@ -27,18 +27,28 @@ pub enum ApplyError {
 }
 
 /// Applies `delivery`; `refresh` is woken when a user became due.
-pub async fn apply(store: &Arc<dyn Store>, refresh: &Notify, delivery: &ClaimedDelivery) -> Result<ApplyOutcome, ApplyError> {
+pub async fn apply(
+    store: &Arc<dyn Store>,
+    refresh: &Notify,
+    delivery: &ClaimedDelivery,
+) -> Result<ApplyOutcome, ApplyError> {
     let now = Utc::now();
     let outcome = match parse_event(&delivery.event, &delivery.payload)? {
         Event::Installation { action, installation } => {
             let id = installation.id;
             match action {
-                InstallationAction::Created | InstallationAction::Unsuspend | InstallationAction::NewPermissionsAccepted => {
+                InstallationAction::Created
+                | InstallationAction::Unsuspend
+                | InstallationAction::NewPermissionsAccepted => {
                     store.upsert_installation(&installation, now).await?;
                     refresh.notify_one();
                 }
-                InstallationAction::Deleted => store.set_installation_state(id, InstallationState::Uninstalled, now).await?,
-                InstallationAction::Suspend => store.set_installation_state(id, InstallationState::Suspended, now).await?,
+                InstallationAction::Deleted => {
+                    store.set_installation_state(id, InstallationState::Uninstalled, now).await?
+                }
+                InstallationAction::Suspend => {
+                    store.set_installation_state(id, InstallationState::Suspended, now).await?
+                }
             }
             ApplyOutcome::Applied(format!("installation {id} {action:?}"))
         }
@@ -52,7 +62,9 @@ pub async fn apply(store: &Arc<dyn Store>, refresh: &Notify, delivery: &ClaimedD
         }
         Event::Activity { sender } => {
             // Most senders are not users we sync: tell so from a read, without taking the write lock.
-            let Some(user) = store.user_by_id(sender.id).await?.filter(|u| u.status == UserStatus::Active && u.sync_enabled) else {
+            let Some(user) =
+                store.user_by_id(sender.id).await?.filter(|u| u.status == UserStatus::Active && u.sync_enabled)
+            else {
                 return Ok(ApplyOutcome::Ignored(format!("sender {} is not a user we sync", sender.login)));
             };
             let due = activity_due_at(user.last_synced_at, now);
@@ -67,4 +79,3 @@ pub async fn apply(store: &Arc<dyn Store>, refresh: &Notify, delivery: &ClaimedD
     };
     Ok(outcome)
 }
-

@@ -6,5 +6,5 @@ mod worker;
 mod writer;
 
 pub use apply::{ApplyOutcome, apply};
-pub use worker::{Worker, retry_delay, MAX_ATTEMPTS};
+pub use worker::{MAX_ATTEMPTS, Worker, retry_delay};
 pub use writer::Writer;

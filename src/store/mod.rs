@@ -78,8 +78,13 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> StoreResult<Vec<ClaimedDelivery>>;
-    async fn finish_delivery(&self, id: &DeliveryId, state: DeliveryState, note: Option<&str>, now: DateTime<Utc>)
-    -> StoreResult<()>;
+    async fn finish_delivery(
+        &self,
+        id: &DeliveryId,
+        state: DeliveryState,
+        note: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
     async fn retry_delivery(&self, id: &DeliveryId, error: &str, next_attempt_at: DateTime<Utc>) -> StoreResult<()>;
     /// Settles a round of deliveries in one transaction (one disk flush, not one each).
     async fn settle_deliveries(&self, settlements: &[Settlement], now: DateTime<Utc>) -> StoreResult<()>;
@@ -142,8 +147,12 @@ pub trait Store: Send + Sync + 'static {
     /// Stores what fetching a batch of users found, in one transaction, and
     /// releases their leases. A mark due after `claimed_at` (a webhook that
     /// came while we fetched) is kept: what we fetched may predate it.
-    async fn record_outcomes(&self, outcomes: &[UserOutcome], claimed_at: DateTime<Utc>, now: DateTime<Utc>)
-    -> StoreResult<()>;
+    async fn record_outcomes(
+        &self,
+        outcomes: &[UserOutcome],
+        claimed_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
 
     // --- reconcile passes ----------------------------------------------
     /// Starts a pass unless one runs; a pass whose heartbeat is older than
@@ -165,7 +174,13 @@ pub trait Store: Send + Sync + 'static {
     // --- missed-delivery sweep ----------------------------------------------
     /// Books one redelivery request for `guid` unless it already had `max`, or
     /// one since `not_since`. `true`: go ahead and ask GitHub.
-    async fn book_redelivery(&self, guid: &str, max: i32, not_since: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<bool>;
+    async fn book_redelivery(
+        &self,
+        guid: &str,
+        max: i32,
+        not_since: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
     async fn sweep_mark(&self, name: &str) -> StoreResult<Option<i64>>;
     async fn set_sweep_mark(&self, name: &str, value: i64, now: DateTime<Utc>) -> StoreResult<()>;
 

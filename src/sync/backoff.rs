@@ -20,7 +20,12 @@ pub fn activity_due_at(last_synced_at: Option<DateTime<Utc>>, now: DateTime<Utc>
 
 /// After `failures` failures in a row: `base` × 2^(failures−1), capped, with
 /// up to 10 % jitter so a burst of failures does not come back as one burst.
-pub fn failure_retry_at(failures: i32, base: std::time::Duration, cap: std::time::Duration, now: DateTime<Utc>) -> DateTime<Utc> {
+pub fn failure_retry_at(
+    failures: i32,
+    base: std::time::Duration,
+    cap: std::time::Duration,
+    now: DateTime<Utc>,
+) -> DateTime<Utc> {
     let exp = failures.clamp(1, 30) - 1;
     let delay = base.saturating_mul(2u32.saturating_pow(exp as u32)).min(cap);
     let jitter = delay.mul_f64(rand::random::<f64>() * 0.1);

@@ -105,7 +105,9 @@ impl Syncer {
             }
             Err(e) => {
                 tracing::warn!(error.message = %e, "cannot list installations; syncing the users we know");
-                self.store.add_run_message(id, "error", &format!("listing installations failed: {e:#}"), Utc::now()).await?;
+                self.store
+                    .add_run_message(id, "error", &format!("listing installations failed: {e:#}"), Utc::now())
+                    .await?;
             }
         }
         counts.users_due = self.store.count_due_users(Utc::now()).await?;
@@ -158,13 +160,19 @@ impl Syncer {
         Ok(total)
     }
 
-    async fn drain_one(&self, id: RunId, cutoff: DateTime<Utc>, shutdown: &CancellationToken) -> anyhow::Result<RunCounts> {
+    async fn drain_one(
+        &self,
+        id: RunId,
+        cutoff: DateTime<Utc>,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<RunCounts> {
         let mut total = RunCounts::default();
         let meter = Meter::default();
         while !shutdown.is_cancelled() {
             // Due as of the pass's start: a user synced (or failed) during the pass waits for the next one.
             let claimed_at = Utc::now();
-            let batch = self.store.claim_due_users(DueKind::All, self.settings.batch_size, cutoff, claimed_at + LEASE).await?;
+            let batch =
+                self.store.claim_due_users(DueKind::All, self.settings.batch_size, cutoff, claimed_at + LEASE).await?;
             if batch.is_empty() {
                 break;
             }
@@ -181,7 +189,13 @@ impl Syncer {
         Ok(total)
     }
 
-    async fn record_batch(&self, id: RunId, counts: &RunCounts, notes: &[String], errors: &[String]) -> anyhow::Result<()> {
+    async fn record_batch(
+        &self,
+        id: RunId,
+        counts: &RunCounts,
+        notes: &[String],
+        errors: &[String],
+    ) -> anyhow::Result<()> {
         let now = Utc::now();
         self.store.add_to_run(id, counts, now).await?;
         for note in notes {
@@ -191,7 +205,12 @@ impl Syncer {
         for error in errors.iter().take(5) {
             self.store.add_run_message(id, "error", error, now).await?;
         }
-        for (label, n) in [("changed", counts.changed), ("unchanged", counts.unchanged), ("gone", counts.gone), ("failed", counts.failed)] {
+        for (label, n) in [
+            ("changed", counts.changed),
+            ("unchanged", counts.unchanged),
+            ("gone", counts.gone),
+            ("failed", counts.failed),
+        ] {
             self.metrics.profiles.with_label_values(&[label]).inc_by(n as u64);
         }
         for record in self.github.governor().take_dirty(now) {

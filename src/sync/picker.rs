@@ -62,7 +62,13 @@ impl TokenPicker {
     }
 
     /// Candidates in the order to try them.
-    fn order(&self, preferred: Option<InstallationId>, all: Vec<InstallationId>, resource: Resource, priority: Priority) -> Vec<InstallationId> {
+    fn order(
+        &self,
+        preferred: Option<InstallationId>,
+        all: Vec<InstallationId>,
+        resource: Resource,
+        priority: Priority,
+    ) -> Vec<InstallationId> {
         let now = Utc::now();
         let governor = self.github.governor();
         let budget = |id: &InstallationId| governor.peek(*id, resource, 1, priority, now).unwrap_or(i64::MIN);
@@ -103,8 +109,12 @@ impl TokenPicker {
             let mut unavailable: Option<GitHubError> = None;
             for id in order {
                 match call(id, CallOptions { wait: false, meter }).await {
-                    Err(GitHubError::Blocked { until, .. }) => earliest = Some(earliest.map_or(until, |e| e.min(until))),
-                    Err(GitHubError::RateLimited { reset_at }) => earliest = Some(earliest.map_or(reset_at, |e| e.min(reset_at))),
+                    Err(GitHubError::Blocked { until, .. }) => {
+                        earliest = Some(earliest.map_or(until, |e| e.min(until)))
+                    }
+                    Err(GitHubError::RateLimited { reset_at }) => {
+                        earliest = Some(earliest.map_or(reset_at, |e| e.min(reset_at)))
+                    }
                     Err(GitHubError::SecondaryLimit { .. }) => busy = true,
                     Err(e @ GitHubError::TokenUnavailable { .. }) => {
                         tracing::warn!(installation_id = %id, error.message = %e, "skipping an installation whose token cannot be had");
@@ -123,7 +133,10 @@ impl TokenPicker {
             let now = Utc::now();
             let until = earliest.unwrap_or(now + chrono::Duration::seconds(1));
             if until - now > SHORT_WAIT {
-                return Err(GitHubError::Blocked { until, reason: "every installation token is spent, paused or busy".into() });
+                return Err(GitHubError::Blocked {
+                    until,
+                    reason: "every installation token is spent, paused or busy".into(),
+                });
             }
             tokio::time::sleep((until - now).to_std().unwrap_or_default().max(Duration::from_millis(20))).await;
         }

@@ -39,7 +39,12 @@ impl Syncer {
     }
 
     /// GraphQL for users we know; sorts them into unchanged and to-fetch.
-    async fn check_known(&self, users: Vec<DueUser>, meter: &Meter, result: &mut BatchResult) -> Vec<(DueUser, Option<ProfileHash>)> {
+    async fn check_known(
+        &self,
+        users: Vec<DueUser>,
+        meter: &Meter,
+        result: &mut BatchResult,
+    ) -> Vec<(DueUser, Option<ProfileHash>)> {
         let mut to_fetch = Vec::new();
         let now = Utc::now();
         let mut users = users.into_iter().peekable();
@@ -61,17 +66,25 @@ impl Syncer {
                             continue;
                         };
                         let hash = seen.key.hash();
-                        let same = user.observed_hash.as_ref() == Some(&hash) || user.profile_hash.as_ref() == Some(&hash);
+                        let same =
+                            user.observed_hash.as_ref() == Some(&hash) || user.profile_hash.as_ref() == Some(&hash);
                         if same {
-                            let next_sync_at = now + chrono::Duration::from_std(self.settings.stale_after).unwrap_or_default();
-                            result.outcomes.push(UserOutcome::Unchanged { id: user.github_id, observed: hash, next_sync_at });
+                            let next_sync_at =
+                                now + chrono::Duration::from_std(self.settings.stale_after).unwrap_or_default();
+                            result.outcomes.push(UserOutcome::Unchanged {
+                                id: user.github_id,
+                                observed: hash,
+                                next_sync_at,
+                            });
                         } else {
                             to_fetch.push((user, Some(hash)));
                         }
                     }
                 }
                 Err(GitHubError::GraphqlRefused(message)) => {
-                    result.notes.push(format!("GraphQL refused ({message}); {} users checked over REST instead", chunk.len()));
+                    result
+                        .notes
+                        .push(format!("GraphQL refused ({message}); {} users checked over REST instead", chunk.len()));
                     to_fetch.extend(chunk.into_iter().map(|u| (u, None)));
                 }
                 Err(e) if e.is_rate_limit() => {
@@ -90,7 +103,13 @@ impl Syncer {
     }
 
     /// Fetches one user whole over REST.
-    async fn fetch(&self, user: DueUser, observed: Option<ProfileHash>, priority: Priority, meter: &Meter) -> Result<UserOutcome, GitHubError> {
+    async fn fetch(
+        &self,
+        user: DueUser,
+        observed: Option<ProfileHash>,
+        priority: Priority,
+        meter: &Meter,
+    ) -> Result<UserOutcome, GitHubError> {
         // A webhook refresh prefers the user's own installation; a pass goes where budget is.
         let preferred = if priority == Priority::Webhook { user.installation_id } else { None };
         let fetched = self
@@ -114,7 +133,13 @@ impl Syncer {
     }
 
     /// Reconciles one batch. `rest_only` skips the GraphQL check (webhook refreshes).
-    pub async fn reconcile_batch(&self, users: Vec<DueUser>, priority: Priority, rest_only: bool, meter: &Meter) -> BatchResult {
+    pub async fn reconcile_batch(
+        &self,
+        users: Vec<DueUser>,
+        priority: Priority,
+        rest_only: bool,
+        meter: &Meter,
+    ) -> BatchResult {
         let mut result = BatchResult::default();
         let (known, new): (Vec<DueUser>, Vec<DueUser>) =
             users.into_iter().partition(|u| !rest_only && !u.is_new() && u.node_id.is_some());

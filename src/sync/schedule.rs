@@ -12,7 +12,11 @@ use super::pass::Syncer;
 
 /// A pass is due at start-up when none ever finished, or the last finished
 /// longer ago than the interval.
-pub fn pass_due_at_start(last_finished: Option<DateTime<Utc>>, interval: std::time::Duration, now: DateTime<Utc>) -> bool {
+pub fn pass_due_at_start(
+    last_finished: Option<DateTime<Utc>>,
+    interval: std::time::Duration,
+    now: DateTime<Utc>,
+) -> bool {
     match last_finished {
         None => true,
         Some(at) => now - at >= Duration::from_std(interval).unwrap_or(Duration::MAX),
@@ -35,7 +39,12 @@ fn clokwerk_interval(every: std::time::Duration) -> Interval {
 /// interval counted from midnight UTC (clokwerk aligns to the wall clock).
 pub fn next_run_at(every: std::time::Duration, now: DateTime<Utc>) -> DateTime<Utc> {
     let step = every.as_secs().max(1) as i64;
-    let midnight = now.with_hour(0).and_then(|t| t.with_minute(0)).and_then(|t| t.with_second(0)).and_then(|t| t.with_nanosecond(0)).unwrap_or(now);
+    let midnight = now
+        .with_hour(0)
+        .and_then(|t| t.with_minute(0))
+        .and_then(|t| t.with_second(0))
+        .and_then(|t| t.with_nanosecond(0))
+        .unwrap_or(now);
     let since = (now - midnight).num_seconds();
     midnight + Duration::seconds((since / step + 1) * step)
 }

@@ -19,13 +19,22 @@ pub enum InstallationAction {
 
 #[derive(Debug, Clone)]
 pub enum Event {
-    Installation { action: InstallationAction, installation: InstallationRecord },
+    Installation {
+        action: InstallationAction,
+        installation: InstallationRecord,
+    },
     /// `installation_target` renamed: the login changes, the id does not.
-    AccountRenamed { account: Account },
+    AccountRenamed {
+        account: Account,
+    },
     /// `github_app_authorization` revoked.
-    AuthorizationRevoked { user: Account },
+    AuthorizationRevoked {
+        user: Account,
+    },
     /// Any other event, by a sender who may be a tracked user.
-    Activity { sender: Account },
+    Activity {
+        sender: Account,
+    },
     /// Stored, understood, and deliberately not acted on.
     Ignored(String),
 }
@@ -78,7 +87,8 @@ pub fn parse_event(event: &EventName, payload: &str) -> Result<Event, EventError
         }
         "installation_target" if action == "renamed" => {
             let installation = envelope.installation.and_then(|i| InstallationId::new(i.id).ok());
-            let account = envelope.account.and_then(|a| a.into_account(installation)).ok_or_else(|| fail("no account"))?;
+            let account =
+                envelope.account.and_then(|a| a.into_account(installation)).ok_or_else(|| fail("no account"))?;
             Ok(Event::AccountRenamed { account })
         }
         "github_app_authorization" if action == "revoked" => {
@@ -102,12 +112,15 @@ mod tests {
     }
 
     fn corpus(path: &str) -> String {
-        std::fs::read_to_string(format!("{}/tests/fixtures/corpus/webhooks/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+        std::fs::read_to_string(format!("{}/tests/fixtures/corpus/webhooks/{path}", env!("CARGO_MANIFEST_DIR")))
+            .unwrap()
     }
 
     #[test]
     fn installation_created_names_the_installation_and_its_account() {
-        let Event::Installation { action, installation } = parse_event(&event("installation"), &corpus("installation/created.json")).unwrap() else {
+        let Event::Installation { action, installation } =
+            parse_event(&event("installation"), &corpus("installation/created.json")).unwrap()
+        else {
             panic!("not an installation event");
         };
         assert_eq!(action, InstallationAction::Created);
@@ -121,7 +134,8 @@ mod tests {
 
     #[test]
     fn an_unknown_installation_action_is_ignored_not_an_error() {
-        let payload = r#"{"action":"brand_new_action","installation":{"id":1},"sender":{"id":1,"login":"a","type":"User"}}"#;
+        let payload =
+            r#"{"action":"brand_new_action","installation":{"id":1},"sender":{"id":1,"login":"a","type":"User"}}"#;
         assert!(matches!(parse_event(&event("installation"), payload), Ok(Event::Ignored(_))));
     }
 
@@ -129,7 +143,9 @@ mod tests {
     fn a_renamed_account_carries_its_new_login() {
         let payload = r#"{"action":"renamed","account":{"id":5,"login":"new-name","node_id":"U_5","type":"User"},
             "changes":{"login":{"from":"old-name"}},"target_type":"User","installation":{"id":9}}"#;
-        let Event::AccountRenamed { account } = parse_event(&event("installation_target"), payload).unwrap() else { panic!() };
+        let Event::AccountRenamed { account } = parse_event(&event("installation_target"), payload).unwrap() else {
+            panic!()
+        };
         assert_eq!(account.login.as_str(), "new-name");
         assert_eq!(account.id.get(), 5);
     }
@@ -137,7 +153,10 @@ mod tests {
     #[test]
     fn organizations_and_bots_are_not_users() {
         assert!(matches!(parse_event(&event("fork"), &corpus("fork/event.json")), Ok(Event::Ignored(_))));
-        assert!(matches!(parse_event(&event("check_suite"), &corpus("check_suite/rerequested.json")), Ok(Event::Ignored(_))));
+        assert!(matches!(
+            parse_event(&event("check_suite"), &corpus("check_suite/rerequested.json")),
+            Ok(Event::Ignored(_))
+        ));
         assert!(matches!(parse_event(&event("star"), &corpus("star/created.json")), Ok(Event::Activity { .. })));
     }
 

@@ -105,7 +105,11 @@ async fn check(req: &HttpRequest, payload: web::Payload, state: &AppState) -> Re
 }
 
 #[tracing::instrument(name = "webhook.receive", skip_all, fields(delivery_id, event))]
-pub async fn receive(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> Result<HttpResponse, IngestError> {
+pub async fn receive(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, IngestError> {
     let delivery = match check(&req, payload, &state).await {
         Ok(delivery) => delivery,
         Err(e) => {

@@ -26,7 +26,8 @@ pub fn verify(header: Option<&str>, body: &[u8], secrets: &[SecretString]) -> Re
         return Err(SignatureError::Malformed);
     }
     let matches = secrets.iter().any(|secret| {
-        let mut mac = HmacSha256::new_from_slice(secret.expose_secret().as_bytes()).expect("HMAC takes keys of any length");
+        let mut mac =
+            HmacSha256::new_from_slice(secret.expose_secret().as_bytes()).expect("HMAC takes keys of any length");
         mac.update(body);
         mac.verify_slice(&expected).is_ok()
     });

@@ -18,27 +18,14 @@ fn protected() -> Vec<(Method, &'static str, Option<Value>)> {
         (Method::GET, "/admin/runs/1", None),
         (Method::GET, "/api/users/someone", None),
         (Method::GET, "/api/users/by-id/1", None),
-        (
-            Method::POST,
-            "/api/users",
-            Some(json!({"login": "someone"})),
-        ),
+        (Method::POST, "/api/users", Some(json!({"login": "someone"}))),
         (Method::POST, "/api/users/1/sync", None),
-        (
-            Method::PUT,
-            "/api/users/1/sync-enabled",
-            Some(json!({"enabled": false})),
-        ),
+        (Method::PUT, "/api/users/1/sync-enabled", Some(json!({"enabled": false}))),
         (Method::DELETE, "/api/users/1", None),
     ]
 }
 
-fn request(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> reqwest::RequestBuilder {
+fn request(app: &TestApp, method: Method, path: &str, body: Option<Value>) -> reqwest::RequestBuilder {
     let request = app.client.request(method, format!("{}{path}", app.address));
     match body {
         Some(body) => request.json(&body),
@@ -47,11 +34,7 @@ fn request(
 }
 
 async fn get(app: &TestApp, path: &str) -> reqwest::Response {
-    app.client
-        .get(format!("{}{path}", app.address))
-        .send()
-        .await
-        .unwrap()
+    app.client.get(format!("{}{path}", app.address)).send().await.unwrap()
 }
 
 both_backends! {

@@ -23,22 +23,15 @@ fn corpus_dir() -> PathBuf {
 
 /// (file, `X-GitHub-Event`) for every webhook example, in the manifest's order.
 fn manifest() -> Vec<(String, String)> {
-    let text = std::fs::read_to_string(corpus_dir().join("manifest.json"))
-        .expect("the corpus manifest is readable");
+    let text = std::fs::read_to_string(corpus_dir().join("manifest.json")).expect("the corpus manifest is readable");
     let manifest: Value = serde_json::from_str(&text).expect("the manifest is JSON");
     manifest["webhooks"]
         .as_array()
         .expect("the manifest lists webhooks")
         .iter()
         .map(|entry| {
-            let file = entry["file"]
-                .as_str()
-                .expect("each entry names its file")
-                .to_owned();
-            let event = entry["x_github_event"]
-                .as_str()
-                .expect("each entry names its event")
-                .to_owned();
+            let file = entry["file"].as_str().expect("each entry names its file").to_owned();
+            let event = entry["x_github_event"].as_str().expect("each entry names its event").to_owned();
             (file, event)
         })
         .collect()
@@ -47,22 +40,14 @@ fn manifest() -> Vec<(String, String)> {
 /// Sends one corpus file exactly as stored; asserts the 202 and returns the GUID.
 async fn send(app: &TestApp, file: &str, event: &str) -> String {
     let bytes = std::fs::read(corpus_dir().join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
-    let (status, guid) = app
-        .github
-        .deliver_raw(event, bytes.into())
-        .await
-        .expect("the delivery reaches ghsync");
+    let (status, guid) = app.github.deliver_raw(event, bytes.into()).await.expect("the delivery reaches ghsync");
     assert_eq!(status, 202, "{file} ({event}) was not accepted");
     guid
 }
 
 async fn state_of(app: &TestApp, guid: &str) -> (DeliveryState, Option<String>) {
-    let stored = app
-        .store()
-        .delivery(&DeliveryId::parse(guid).unwrap())
-        .await
-        .unwrap()
-        .expect("an accepted delivery is stored");
+    let stored =
+        app.store().delivery(&DeliveryId::parse(guid).unwrap()).await.unwrap().expect("an accepted delivery is stored");
     (stored.state, stored.last_error)
 }
 

@@ -61,29 +61,21 @@ impl Server {
             .stderr(out)
             .spawn()
             .expect("the ghsync binary starts");
-        Server {
-            child: Mutex::new(child),
-            base: format!("http://127.0.0.1:{port}"),
-            log,
-        }
+        Server { child: Mutex::new(child), base: format!("http://127.0.0.1:{port}"), log }
     }
 
     async fn wait_healthy(&self, client: &reqwest::Client) {
         let url = format!("{}/healthz", self.base);
-        eventually(
-            "ghsync serve to answer /healthz",
-            Duration::from_secs(30),
-            || async {
-                if let Ok(Some(status)) = self.child.lock().unwrap().try_wait() {
-                    panic!(
-                        "ghsync serve exited with {status}; log:\n{}",
-                        std::fs::read_to_string(&self.log).unwrap_or_default()
-                    );
-                }
-                let response = client.get(&url).send().await.ok()?;
-                response.status().is_success().then_some(())
-            },
-        )
+        eventually("ghsync serve to answer /healthz", Duration::from_secs(30), || async {
+            if let Ok(Some(status)) = self.child.lock().unwrap().try_wait() {
+                panic!(
+                    "ghsync serve exited with {status}; log:\n{}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
+            let response = client.get(&url).send().await.ok()?;
+            response.status().is_success().then_some(())
+        })
         .await;
     }
 
@@ -99,21 +91,13 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
         if std::thread::panicking() {
-            eprintln!(
-                "--- {} ---\n{}",
-                self.log.display(),
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
+            eprintln!("--- {} ---\n{}", self.log.display(), std::fs::read_to_string(&self.log).unwrap_or_default());
         }
     }
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 async fn post(client: &reqwest::Client, base: &str, guid: &str, body: &[u8]) -> Option<u16> {

@@ -23,12 +23,8 @@ async fn installed_and_synced(app: &TestApp, id: i64) -> FakeUser {
 }
 
 async fn delivery_state(app: &TestApp, guid: &str) -> (DeliveryState, i32) {
-    let stored = app
-        .store()
-        .delivery(&DeliveryId::parse(guid).unwrap())
-        .await
-        .unwrap()
-        .expect("the delivery is stored");
+    let stored =
+        app.store().delivery(&DeliveryId::parse(guid).unwrap()).await.unwrap().expect("the delivery is stored");
     (stored.state, stored.attempts)
 }
 

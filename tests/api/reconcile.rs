@@ -14,8 +14,7 @@ use ghsync::store::{Account, InstallationRecord, RunRecord, RunStart, UserRecord
 
 use crate::both_backends;
 use crate::helpers::{
-    Backend, Options, TestApp, TestDb, eventually, open_store, spawn_app, spawn_app_on,
-    spawn_app_with,
+    Backend, Options, TestApp, TestDb, eventually, open_store, spawn_app, spawn_app_on, spawn_app_with,
 };
 
 /// Profiles go stale after 2 s, so a second pass finds every user due again
@@ -23,17 +22,11 @@ use crate::helpers::{
 const STALE_AFTER: Duration = Duration::from_secs(2);
 
 fn stale_quickly() -> Options {
-    Options {
-        edit: Box::new(|s| s.sync.stale_after = STALE_AFTER),
-        ..Default::default()
-    }
+    Options { edit: Box::new(|s| s.sync.stale_after = STALE_AFTER), ..Default::default() }
 }
 
 fn scheduled() -> Options {
-    Options {
-        edit: Box::new(|s| s.sync.schedule = true),
-        ..Default::default()
-    }
+    Options { edit: Box::new(|s| s.sync.schedule = true), ..Default::default() }
 }
 
 fn uid(id: i64) -> GitHubUserId {
@@ -42,45 +35,32 @@ fn uid(id: i64) -> GitHubUserId {
 
 /// Users on the fake only, each with an installation of their own: the database knows nothing.
 fn seed(app: &TestApp, ids: impl IntoIterator<Item = i64>) -> Vec<i64> {
-    ids.into_iter()
-        .inspect(|id| drop(app.github_user(*id)))
-        .collect()
+    ids.into_iter().inspect(|id| drop(app.github_user(*id))).collect()
 }
 
 async fn stored(app: &TestApp, id: i64) -> UserRecord {
-    app.user(id)
-        .await
-        .unwrap_or_else(|| panic!("user {id} is stored"))
+    app.user(id).await.unwrap_or_else(|| panic!("user {id} is stored"))
 }
 
 async fn run_record(app: &TestApp, report: &ghsync::sync::PassReport) -> RunRecord {
-    app.store()
-        .run(report.run_id)
-        .await
-        .unwrap()
-        .expect("the pass is recorded")
+    app.store().run(report.run_id).await.unwrap().expect("the pass is recorded")
 }
 
 /// Waits until every one of `ids` has a stored profile. A pass may end while the webhook
 /// refresher, which shares the queue, still holds a few users it claimed: they land soon after.
 async fn all_fetched(app: &TestApp, ids: &[i64]) {
     for id in ids {
-        app.user_where(*id, "a stored profile", |u| u.github_profile.is_some())
-            .await;
+        app.user_where(*id, "a stored profile", |u| u.github_profile.is_some()).await;
     }
 }
 
 /// Waits until `n` users are due (their profiles went stale).
 async fn wait_until_due(app: &TestApp, n: i64) {
     let store = app.store().clone();
-    eventually(
-        &format!("{n} users to fall due"),
-        Duration::from_secs(15),
-        || {
-            let store = store.clone();
-            async move { (store.count_due_users(Utc::now()).await.ok()? == n).then_some(()) }
-        },
-    )
+    eventually(&format!("{n} users to fall due"), Duration::from_secs(15), || {
+        let store = store.clone();
+        async move { (store.count_due_users(Utc::now()).await.ok()? == n).then_some(()) }
+    })
     .await;
 }
 
@@ -113,11 +93,7 @@ async fn db_with_finished_run(backend: Backend, ago: ChronoDuration) -> TestDb {
     let db = TestDb::create(backend).await;
     let store = open_store(&db).await;
     let at = Utc::now() - ago;
-    let RunStart::Started(id) = store
-        .start_run("test", at - ChronoDuration::minutes(1), at)
-        .await
-        .unwrap()
-    else {
+    let RunStart::Started(id) = store.start_run("test", at - ChronoDuration::minutes(1), at).await.unwrap() else {
         panic!("a fresh database has no running pass");
     };
     store.finish_run(id, at).await.unwrap();

@@ -39,19 +39,11 @@ fn account(id: i64) -> Account {
 
 async fn track(store: &Arc<dyn Store>, ids: &[i64], now: DateTime<Utc>) {
     for id in ids {
-        assert!(
-            store.track_user(&account(*id), now).await.unwrap(),
-            "user {id} is new"
-        );
+        assert!(store.track_user(&account(*id), now).await.unwrap(), "user {id} is new");
     }
 }
 
-async fn claim_ids(
-    store: &Arc<dyn Store>,
-    which: DueKind,
-    limit: usize,
-    now: DateTime<Utc>,
-) -> Vec<i64> {
+async fn claim_ids(store: &Arc<dyn Store>, which: DueKind, limit: usize, now: DateTime<Utc>) -> Vec<i64> {
     let mut ids: Vec<i64> = store
         .claim_due_users(which, limit, now, now + Duration::minutes(5))
         .await
@@ -64,11 +56,7 @@ async fn claim_ids(
 }
 
 fn unchanged(id: i64, next_sync_at: DateTime<Utc>) -> UserOutcome {
-    UserOutcome::Unchanged {
-        id: uid(id),
-        observed: ProfileHash::from_stored("seen".into()),
-        next_sync_at,
-    }
+    UserOutcome::Unchanged { id: uid(id), observed: ProfileHash::from_stored("seen".into()), next_sync_at }
 }
 
 both_backends! {

@@ -21,20 +21,93 @@ fn cases() -> Vec<Case> {
     let ok_sig = Some(sign(SECRET, BODY.as_bytes()));
     let big = vec![b' '; 25 * 1024 * 1024 + 1];
     vec![
-        Case { name: "over 25 MB", event: Some("star"), delivery: true, signature: Some(sign(SECRET, &big)), body: big, expect: 413 },
-        Case { name: "no signature", event: Some("star"), delivery: true, body: BODY.into(), signature: None, expect: 401 },
-        Case { name: "sha1 only", event: Some("star"), delivery: true, body: BODY.into(), signature: Some("sha1=0123456789abcdef0123456789abcdef01234567".into()), expect: 401 },
-        Case { name: "malformed signature", event: Some("star"), delivery: true, body: BODY.into(), signature: Some("sha256=nothex".into()), expect: 401 },
-        Case { name: "wrong secret", event: Some("star"), delivery: true, body: BODY.into(), signature: Some(sign("other", BODY.as_bytes())), expect: 401 },
-        Case { name: "no event header", event: None, delivery: true, body: BODY.into(), signature: ok_sig.clone(), expect: 400 },
-        Case { name: "no delivery header", event: Some("star"), delivery: false, body: BODY.into(), signature: ok_sig.clone(), expect: 400 },
-        Case { name: "body not JSON", event: Some("star"), delivery: true, body: b"not json".to_vec(), signature: Some(sign(SECRET, b"not json")), expect: 400 },
-        Case { name: "JSON but not an object", event: Some("star"), delivery: true, body: b"[1,2]".to_vec(), signature: Some(sign(SECRET, b"[1,2]")), expect: 400 },
+        Case {
+            name: "over 25 MB",
+            event: Some("star"),
+            delivery: true,
+            signature: Some(sign(SECRET, &big)),
+            body: big,
+            expect: 413,
+        },
+        Case {
+            name: "no signature",
+            event: Some("star"),
+            delivery: true,
+            body: BODY.into(),
+            signature: None,
+            expect: 401,
+        },
+        Case {
+            name: "sha1 only",
+            event: Some("star"),
+            delivery: true,
+            body: BODY.into(),
+            signature: Some("sha1=0123456789abcdef0123456789abcdef01234567".into()),
+            expect: 401,
+        },
+        Case {
+            name: "malformed signature",
+            event: Some("star"),
+            delivery: true,
+            body: BODY.into(),
+            signature: Some("sha256=nothex".into()),
+            expect: 401,
+        },
+        Case {
+            name: "wrong secret",
+            event: Some("star"),
+            delivery: true,
+            body: BODY.into(),
+            signature: Some(sign("other", BODY.as_bytes())),
+            expect: 401,
+        },
+        Case {
+            name: "no event header",
+            event: None,
+            delivery: true,
+            body: BODY.into(),
+            signature: ok_sig.clone(),
+            expect: 400,
+        },
+        Case {
+            name: "no delivery header",
+            event: Some("star"),
+            delivery: false,
+            body: BODY.into(),
+            signature: ok_sig.clone(),
+            expect: 400,
+        },
+        Case {
+            name: "body not JSON",
+            event: Some("star"),
+            delivery: true,
+            body: b"not json".to_vec(),
+            signature: Some(sign(SECRET, b"not json")),
+            expect: 400,
+        },
+        Case {
+            name: "JSON but not an object",
+            event: Some("star"),
+            delivery: true,
+            body: b"[1,2]".to_vec(),
+            signature: Some(sign(SECRET, b"[1,2]")),
+            expect: 400,
+        },
     ]
 }
 
-async fn post(app: &crate::helpers::TestApp, event: Option<&str>, guid: Option<&str>, body: Vec<u8>, signature: Option<String>) -> reqwest::Response {
-    let mut request = app.client.post(format!("{}/webhooks/github", app.address)).header("content-type", "application/json").body(body);
+async fn post(
+    app: &crate::helpers::TestApp,
+    event: Option<&str>,
+    guid: Option<&str>,
+    body: Vec<u8>,
+    signature: Option<String>,
+) -> reqwest::Response {
+    let mut request = app
+        .client
+        .post(format!("{}/webhooks/github", app.address))
+        .header("content-type", "application/json")
+        .body(body);
     if let Some(event) = event {
         request = request.header("X-GitHub-Event", event);
     }

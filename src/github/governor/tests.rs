@@ -9,7 +9,13 @@ fn governor() -> Governor {
 }
 
 fn answer(limit: i64, remaining: i64, reset: DateTime<Utc>) -> Observation {
-    Observation { status: 200, limit: Some(limit), remaining: Some(remaining), reset: Some(reset), ..Default::default() }
+    Observation {
+        status: 200,
+        limit: Some(limit),
+        remaining: Some(remaining),
+        reset: Some(reset),
+        ..Default::default()
+    }
 }
 
 #[test]
@@ -67,7 +73,8 @@ fn out_of_order_answers_never_raise_the_budget_within_a_window() {
 fn a_secondary_limit_pauses_the_token_for_retry_after_then_longer() {
     let g = governor();
     let now = Utc::now();
-    let hit = Observation { status: 403, retry_after: Some(Duration::from_secs(5)), secondary: true, ..Default::default() };
+    let hit =
+        Observation { status: 403, retry_after: Some(Duration::from_secs(5)), secondary: true, ..Default::default() };
     g.observe(id(1), Resource::Core, 1, Some(&hit), now);
     let Err(Refusal::Paused(until)) = g.admit(id(1), Resource::Graphql, 1, Priority::Webhook, now) else {
         panic!("a paused token must refuse every resource");
@@ -91,7 +98,8 @@ fn a_primary_403_empties_the_bucket_without_pausing_the_token() {
     let g = governor();
     let now = Utc::now();
     let reset = now + ChronoDuration::minutes(10);
-    let hit = Observation { status: 403, limit: Some(5000), remaining: Some(0), reset: Some(reset), ..Default::default() };
+    let hit =
+        Observation { status: 403, limit: Some(5000), remaining: Some(0), reset: Some(reset), ..Default::default() };
     g.admit(id(1), Resource::Core, 1, Priority::Webhook, now).unwrap();
     g.observe(id(1), Resource::Core, 1, Some(&hit), now);
     assert_eq!(g.admit(id(1), Resource::Core, 1, Priority::Webhook, now), Err(Refusal::Exhausted(reset)));

@@ -79,7 +79,11 @@ impl Default for Options {
 }
 
 pub fn settings_for(db_url: &str, github: &FakeGitHub, options: &Options) -> Settings {
-    let raw = RawSettings { database_url: Some(db_url.to_owned()), ghsync_listen: Some("127.0.0.1:0".into()), ..Default::default() };
+    let raw = RawSettings {
+        database_url: Some(db_url.to_owned()),
+        ghsync_listen: Some("127.0.0.1:0".into()),
+        ..Default::default()
+    };
     let mut settings = Settings::load(&raw, Needs::DatabaseOnly).expect("test settings are valid");
     settings.github = Some(GitHubSettings {
         app_id: APP_ID,
@@ -107,7 +111,8 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
 /// rows written through `open_store` before the app starts).
 pub async fn spawn_app_on(db: TestDb, options: Options) -> TestApp {
     init_tracing();
-    let github = FakeGitHub::start(FakeConfig { app_id: APP_ID, app_public_key_pem: DEMO_PUBLIC_KEY.into() }).await.unwrap();
+    let github =
+        FakeGitHub::start(FakeConfig { app_id: APP_ID, app_public_key_pem: DEMO_PUBLIC_KEY.into() }).await.unwrap();
     let mut settings = settings_for(&db.url, &github, &options);
     (options.edit)(&mut settings);
     let app = App::build(settings).await.expect("the app builds");
@@ -193,10 +198,7 @@ impl TestApp {
 
     /// Waits until the stored user satisfies `check`.
     pub async fn user_where(&self, id: i64, what: &str, check: impl Fn(&UserRecord) -> bool) -> UserRecord {
-        eventually(what, Duration::from_secs(20), || async {
-            self.user(id).await.filter(|u| check(u))
-        })
-        .await
+        eventually(what, Duration::from_secs(20), || async { self.user(id).await.filter(|u| check(u)) }).await
     }
 
     /// Waits until the user's profile has been fetched at least once after `since`.
