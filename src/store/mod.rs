@@ -1,10 +1,10 @@
 //! Storage: one trait named after what ghsync does, one module per database.
-//! Both backends share their SQL (sqlx maps `$n` placeholders on SQLite too);
+//! Both backends share their SQL (`sql/`: sqlx maps `$n` placeholders on SQLite too);
 //! what differs — connection set-up, migrations, `SKIP LOCKED` — stays in the
 //! backend's own file.
 
 mod postgres;
-mod shared;
+mod sql;
 mod sqlite;
 mod types;
 
@@ -60,14 +60,20 @@ pub async fn open(settings: &DatabaseSettings) -> anyhow::Result<Arc<dyn Store>>
     }
 }
 
-/// Everything ghsync keeps. Each method is one unit of work and runs in one
-/// transaction where it touches more than one row.
+/// Everything ghsync keeps, named after what the app does, in five parts.
+/// Each method is one unit of work and runs in one transaction where it
+/// touches more than one row. Callers hold an `Arc<dyn Store>` and call any
+/// part's methods on it.
+pub trait Store: InboxStore + InstallationStore + UserStore + SyncStore + RunStore + Send + Sync + 'static {}
+
+impl<T: InboxStore + InstallationStore + UserStore + SyncStore + RunStore + Send + Sync + 'static> Store for T {}
+
+/// The webhook inbox, and what the missed-delivery sweep remembers.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait InboxStore: Send + Sync {
     /// Answers when the database does (for `/readyz`).
     async fn ping(&self) -> StoreResult<()>;
 
-    // --- webhook inbox -------------------------------------------------
     /// Stores deliveries in one transaction: committed before this returns.
     /// Each outcome says whether that GUID was new.
     async fn insert_deliveries(&self, deliveries: &[NewDelivery]) -> StoreResult<Vec<InsertOutcome>>;
@@ -94,7 +100,22 @@ pub trait Store: Send + Sync + 'static {
     /// Parked ones stay until an operator looks at them.
     async fn prune_deliveries(&self, before: DateTime<Utc>, limit: i64) -> StoreResult<u64>;
 
-    // --- installations -------------------------------------------------
+    /// Books one redelivery request for `guid` unless it already had `max`, or
+    /// one since `not_since`. `true`: go ahead and ask GitHub.
+    async fn book_redelivery(
+        &self,
+        guid: &str,
+        max: i32,
+        not_since: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    async fn sweep_mark(&self, name: &str) -> StoreResult<Option<i64>>;
+    async fn set_sweep_mark(&self, name: &str, value: i64, now: DateTime<Utc>) -> StoreResult<()>;
+}
+
+/// The App's installations; their accounts' users follow them.
+#[async_trait]
+pub trait InstallationStore: Send + Sync {
     /// An installation exists and is active (created, unsuspended, or seen in
     /// GitHub's list); its account, if a user, is tracked and made due.
     async fn upsert_installation(&self, installation: &InstallationRecord, now: DateTime<Utc>) -> StoreResult<bool>;
@@ -113,8 +134,11 @@ pub trait Store: Send + Sync + 'static {
     /// Installations GitHub's list no longer shows (not seen since `seen_before`)
     /// become uninstalled, with their users. Returns how many.
     async fn retire_unseen_installations(&self, seen_before: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<u64>;
+}
 
-    // --- users ---------------------------------------------------------
+/// Tracked users: lookups and lifecycle.
+#[async_trait]
+pub trait UserStore: Send + Sync {
     async fn user_by_id(&self, id: GitHubUserId) -> StoreResult<Option<UserRecord>>;
     async fn user_by_login(&self, login: &Login) -> StoreResult<Option<UserRecord>>;
     /// Tracks a user who linked GitHub without installing; `true` if new.
@@ -130,8 +154,11 @@ pub trait Store: Send + Sync + 'static {
     /// Disconnect: the row and the stored profile are gone.
     async fn erase_user(&self, id: GitHubUserId) -> StoreResult<bool>;
     async fn user_counts(&self) -> StoreResult<Vec<(String, i64)>>;
+}
 
-    // --- sync queue ----------------------------------------------------
+/// The sync queue and what fetching found, and the rate governor's memory.
+#[async_trait]
+pub trait SyncStore: Send + Sync {
     /// Leases due users: `Marked` only those a webhook or admin asked for,
     /// `All` also the stale ones, stalest first.
     async fn claim_due_users(
@@ -154,7 +181,13 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
 
-    // --- reconcile passes ----------------------------------------------
+    async fn save_rate_limit(&self, record: &RateLimitRecord) -> StoreResult<()>;
+    async fn rate_limits(&self) -> StoreResult<Vec<RateLimitRecord>>;
+}
+
+/// Reconcile passes.
+#[async_trait]
+pub trait RunStore: Send + Sync {
     /// Starts a pass unless one runs; a pass whose heartbeat is older than
     /// `abandoned_before` is closed as abandoned first (its process died).
     async fn start_run(
@@ -170,23 +203,6 @@ pub trait Store: Send + Sync + 'static {
     async fn runs(&self, limit: i64) -> StoreResult<Vec<RunRecord>>;
     async fn run(&self, id: RunId) -> StoreResult<Option<RunRecord>>;
     async fn last_finished_run(&self) -> StoreResult<Option<RunRecord>>;
-
-    // --- missed-delivery sweep ----------------------------------------------
-    /// Books one redelivery request for `guid` unless it already had `max`, or
-    /// one since `not_since`. `true`: go ahead and ask GitHub.
-    async fn book_redelivery(
-        &self,
-        guid: &str,
-        max: i32,
-        not_since: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<bool>;
-    async fn sweep_mark(&self, name: &str) -> StoreResult<Option<i64>>;
-    async fn set_sweep_mark(&self, name: &str, value: i64, now: DateTime<Utc>) -> StoreResult<()>;
-
-    // --- rate governor's memory ------------------------------------------
-    async fn save_rate_limit(&self, record: &RateLimitRecord) -> StoreResult<()>;
-    async fn rate_limits(&self) -> StoreResult<Vec<RateLimitRecord>>;
 }
 
 /// Which due users a claim takes.

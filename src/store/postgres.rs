@@ -29,4 +29,4 @@ impl PgStore {
     }
 }
 
-super::shared::portable_store!(PgStore, Postgres, begin_write = "BEGIN", skip_locked = " FOR UPDATE SKIP LOCKED");
+super::sql::portable_store!(PgStore, Postgres, begin_write = "BEGIN", skip_locked = " FOR UPDATE SKIP LOCKED");

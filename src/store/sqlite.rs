@@ -64,4 +64,4 @@ async fn release_leases(pool: &SqlitePool) -> Result<(), sqlx::Error> {
     tx.commit().await
 }
 
-super::shared::portable_store!(SqliteStore, Sqlite, begin_write = "BEGIN IMMEDIATE", skip_locked = "");
+super::sql::portable_store!(SqliteStore, Sqlite, begin_write = "BEGIN IMMEDIATE", skip_locked = "");
