@@ -217,13 +217,18 @@ fn parse_url(var: &'static str, value: &str) -> Result<Url, ConfigError> {
     Ok(url)
 }
 
+/// `GITHUB_API_URL`, or github.com's.
+pub fn api_url(raw: &RawSettings) -> Result<Url, ConfigError> {
+    parse_url("GITHUB_API_URL", raw.github_api_url.as_deref().unwrap_or("https://api.github.com"))
+}
+
 fn github(raw: &RawSettings) -> Result<GitHubSettings, ConfigError> {
     let app_id = match raw.github_app_id.as_deref() {
         None | Some("") => return Err(bad("GITHUB_APP_ID", "missing (the App's numeric id)")),
         Some(v) => number::<u64>("GITHUB_APP_ID", v)?,
     };
     let private_key = read_key(raw)?;
-    let api_url = parse_url("GITHUB_API_URL", raw.github_api_url.as_deref().unwrap_or("https://api.github.com"))?;
+    let api_url = api_url(raw)?;
     let graphql_url = match raw.github_graphql_url.as_deref() {
         Some(v) if !v.is_empty() => parse_url("GITHUB_GRAPHQL_URL", v)?,
         _ => derive_graphql_url(&api_url),

@@ -4,7 +4,7 @@ mod demo;
 mod setup;
 
 pub use demo::demo;
-pub use setup::setup;
+pub use setup::{RunningSetup, SetupOptions, setup, start_setup};
 
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;

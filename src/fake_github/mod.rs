@@ -12,6 +12,7 @@ mod deliver;
 mod faults;
 mod graphql;
 mod hooks;
+mod manifest;
 pub mod payloads;
 mod rest;
 mod server;
@@ -34,6 +35,7 @@ use serde_json::Value;
 
 pub use deliver::sign_webhook;
 pub use faults::{FakeStats, Faults};
+pub use manifest::MANIFEST_WEBHOOK_SECRET;
 pub use user::FakeUser;
 
 use state::{Installation, Shared, SharedRef, State, WebhookTarget};

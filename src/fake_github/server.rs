@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::faults::BucketView;
 use super::state::SharedRef;
-use super::{app_routes, graphql, hooks, rest};
+use super::{app_routes, graphql, hooks, manifest, rest};
 
 /// Build the server on an already-bound listener. The caller spawns the
 /// returned future on its runtime; `disable_signals` because a test process
@@ -58,6 +58,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .route("/users/{login}", web::get().to(rest::get_user_by_login))
         .route("/rate_limit", web::get().to(rest::rate_limit))
         .route("/graphql", web::post().to(graphql::handle))
+        .route("/app-manifests/{code}/conversions", web::post().to(manifest::convert))
         .default_service(web::to(|| async { message(404, "Not Found", "https://docs.github.com/rest") }));
 }
 

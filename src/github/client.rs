@@ -114,10 +114,13 @@ impl Transport {
             .header(http::header::ACCEPT, "application/vnd.github+json")
             .header("x-github-api-version", API_VERSION)
             .header(http::header::USER_AGENT, USER_AGENT);
-        let mut auth = http::HeaderValue::from_str(&format!("Bearer {bearer}"))
-            .map_err(|_| GitHubError::Transport("credential is not a valid header value".into()))?;
-        auth.set_sensitive(true);
-        builder = builder.header(http::header::AUTHORIZATION, auth);
+        // An empty credential sends none (the manifest conversion is unauthenticated).
+        if !bearer.is_empty() {
+            let mut auth = http::HeaderValue::from_str(&format!("Bearer {bearer}"))
+                .map_err(|_| GitHubError::Transport("credential is not a valid header value".into()))?;
+            auth.set_sensitive(true);
+            builder = builder.header(http::header::AUTHORIZATION, auth);
+        }
         if body.is_some() {
             builder = builder.header(http::header::CONTENT_TYPE, "application/json");
         }

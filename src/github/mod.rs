@@ -8,6 +8,7 @@ mod deliveries;
 mod errors;
 mod governor;
 mod graphql;
+mod manifest;
 mod rest;
 mod tokens;
 
@@ -16,6 +17,7 @@ pub use deliveries::HookDelivery;
 pub use errors::GitHubError;
 pub use governor::{Governor, Priority, Refusal, Resource};
 pub use graphql::{MAX_NODES, NodesAnswer, ObservedUser};
+pub use manifest::{NewApp, convert_manifest};
 pub use rest::AccountWire as AccountWireRef;
 
 use chrono::Utc;

@@ -11,6 +11,7 @@ mod inbox;
 mod lifecycle;
 mod reconcile;
 mod redeliver;
+mod setup;
 mod store_contract;
 mod users;
 mod webhook_ingest;

@@ -1,0 +1,34 @@
+//! `POST /app-manifests/{code}/conversions`: the last step of GitHub's App
+//! manifest flow, unauthenticated. Any code but `expired` converts to the
+//! fake App (its id, the demo key, a webhook secret), as GitHub's 201 does.
+
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use super::server::{json_resp, message};
+use super::state::SharedRef;
+
+/// The demo App's private key: what the fake hands out as the new App's `pem`.
+const DEMO_KEY: &str = include_str!("../../fixtures/demo-app-key.pem");
+pub const MANIFEST_WEBHOOK_SECRET: &str = "fake-manifest-webhook-secret";
+
+pub async fn convert(shared: web::Data<SharedRef>, code: web::Path<String>) -> HttpResponse {
+    if code.as_str() == "expired" {
+        return message(404, "Not Found", "https://docs.github.com/rest/apps/apps#create-a-github-app-from-a-manifest");
+    }
+    let app_id = shared.app_id;
+    json_resp(
+        201,
+        &json!({
+            "id": app_id,
+            "slug": "ghsync-fake",
+            "node_id": "MDxOkludGVncmF0aW9uMQ==",
+            "name": "ghsync (fake)",
+            "html_url": "https://github.com/apps/ghsync-fake",
+            "client_id": "Iv1.fakeclientid",
+            "client_secret": "fake-client-secret",
+            "webhook_secret": MANIFEST_WEBHOOK_SECRET,
+            "pem": DEMO_KEY,
+        }),
+    )
+}
