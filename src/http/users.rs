@@ -88,8 +88,13 @@ pub async fn track(
     };
     let created = state.store.track_user(&account, now).await?;
     let next_sync_at = now + chrono::Duration::from_std(state.settings.sync.stale_after).unwrap_or_default();
-    let outcome =
-        UserOutcome::Changed { hash: profile.key.hash(), observed: None, next_sync_at, profile: Box::new(profile) };
+    let outcome = UserOutcome::Fetched {
+        hash: profile.key.hash(),
+        observed: None,
+        next_sync_at,
+        changed: true,
+        profile: Box::new(profile),
+    };
     state.store.record_outcomes(&[outcome], now, Utc::now()).await?;
     let user = existing(&state, account.id).await?;
     Ok(if created { HttpResponse::Created().json(user) } else { HttpResponse::Ok().json(user) })

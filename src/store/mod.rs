@@ -215,8 +215,15 @@ pub enum DueKind {
 /// What one fetch found for one user (KUBE's `Action`, stored).
 #[derive(Debug, Clone)]
 pub enum UserOutcome {
-    /// New or changed: the full REST object, stored whole.
-    Changed { profile: Box<RestProfile>, hash: ProfileHash, observed: Option<ProfileHash>, next_sync_at: DateTime<Utc> },
+    /// Fetched whole over REST (new, changed, or checked over REST): stored whole.
+    /// `changed` says whether the key fields differ from what we had.
+    Fetched {
+        profile: Box<RestProfile>,
+        hash: ProfileHash,
+        observed: Option<ProfileHash>,
+        next_sync_at: DateTime<Utc>,
+        changed: bool,
+    },
     /// GraphQL saw the same key fields as before.
     Unchanged { id: GitHubUserId, observed: ProfileHash, next_sync_at: DateTime<Utc> },
     /// GitHub answered 404.
@@ -230,7 +237,7 @@ pub enum UserOutcome {
 impl UserOutcome {
     pub fn id(&self) -> GitHubUserId {
         match self {
-            Self::Changed { profile, .. } => profile.github_id,
+            Self::Fetched { profile, .. } => profile.github_id,
             Self::Unchanged { id, .. } | Self::Gone { id } | Self::Failed { id, .. } | Self::Released { id } => *id,
         }
     }

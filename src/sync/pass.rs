@@ -48,9 +48,13 @@ fn counts_of(outcomes: &[UserOutcome]) -> RunCounts {
     let mut c = RunCounts::default();
     for o in outcomes {
         match o {
-            UserOutcome::Changed { .. } => {
+            UserOutcome::Fetched { changed, .. } => {
                 c.fetched += 1;
-                c.changed += 1;
+                if *changed {
+                    c.changed += 1;
+                } else {
+                    c.unchanged += 1;
+                }
             }
             UserOutcome::Unchanged { .. } => c.unchanged += 1,
             UserOutcome::Gone { .. } => c.gone += 1,

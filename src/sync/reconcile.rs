@@ -120,12 +120,17 @@ impl Syncer {
             .await;
         let now = Utc::now();
         match fetched {
-            Ok(profile) => Ok(UserOutcome::Changed {
-                hash: profile.key.hash(),
-                observed,
-                next_sync_at: now + chrono::Duration::from_std(self.settings.stale_after).unwrap_or_default(),
-                profile: Box::new(profile),
-            }),
+            Ok(profile) => {
+                let hash = profile.key.hash();
+                Ok(UserOutcome::Fetched {
+                    // Unchanged too can come this way: a GraphQL fallback, or a refresh a webhook asked for.
+                    changed: user.profile_hash.as_ref() != Some(&hash),
+                    hash,
+                    observed,
+                    next_sync_at: now + chrono::Duration::from_std(self.settings.stale_after).unwrap_or_default(),
+                    profile: Box::new(profile),
+                })
+            }
             Err(GitHubError::NotFound) => Ok(UserOutcome::Gone { id: user.github_id }),
             Err(e) if e.is_rate_limit() => Err(e),
             Err(e) => Ok(self.failed(&user, &e, now)),

@@ -345,6 +345,7 @@ both_backends! {
         assert_eq!(run.counts.failed, 0, "{run:?}");
         assert!(run.errors.is_empty(), "{run:?}");
         assert_eq!(app.github.stats().rest_user_fetches, 6, "every due user was read over REST instead");
+        assert_eq!((run.counts.fetched, run.counts.changed, run.counts.unchanged), (6, 1, 5), "only 1104 changed: {run:?}");
         assert_eq!(stored(&app, 1104).await.location.as_deref(), Some("Lisbon"));
         for id in &ids {
             assert_eq!(stored(&app, *id).await.status.as_str(), "active");

@@ -114,7 +114,7 @@ macro_rules! sync_sql {
                 let mut tx = self.writer.begin_with($begin).await?;
                 for outcome in outcomes {
                     match outcome {
-                        UserOutcome::Changed { profile, hash, observed, next_sync_at } => {
+                        UserOutcome::Fetched { profile, hash, observed, next_sync_at, .. } => {
                             Self::store_profile(&mut tx, profile, hash, observed.as_ref(), *next_sync_at, claimed_at, now).await?
                         }
                         UserOutcome::Unchanged { id, observed, next_sync_at } => {
