@@ -142,12 +142,56 @@ struct Slot {
     paused_until: Option<DateTime<Utc>>,
     strikes: u32,
     concurrency: Arc<Semaphore>,
+    /// Requests allowed in flight now: halved on each secondary limit, grown
+    /// back one at a time after a run of successes (AIMD).
+    allowed: usize,
+    /// Permits still to take out of the semaphore once in-flight requests return them.
+    owed: usize,
+    successes: u32,
     rest_pacer: Arc<DefaultDirectRateLimiter>,
     graphql_pacer: Arc<DefaultDirectRateLimiter>,
     dirty: bool,
 }
 
+/// Successes in a row before a narrowed token may have one more request in flight.
+const WIDEN_AFTER: u32 = 20;
+
 impl Slot {
+    /// A secondary limit: half as many requests in flight from now on.
+    fn narrow(&mut self) {
+        let target = (self.allowed / 2).max(1);
+        self.owed += self.allowed - target;
+        self.allowed = target;
+        self.successes = 0;
+        self.settle_owed();
+    }
+
+    fn widen(&mut self, max: usize) {
+        self.successes += 1;
+        if self.allowed < max && self.successes >= WIDEN_AFTER {
+            self.successes = 0;
+            self.allowed += 1;
+            if self.owed > 0 {
+                self.owed -= 1;
+            } else {
+                self.concurrency.add_permits(1);
+            }
+        }
+    }
+
+    /// Takes out permits owed as requests in flight return theirs.
+    fn settle_owed(&mut self) {
+        if self.owed > 0 {
+            self.owed -= self.concurrency.forget_permits(self.owed);
+        }
+    }
+
+    /// Requests this token may have in flight now.
+    #[cfg(test)]
+    fn allowed(&self) -> usize {
+        self.allowed
+    }
+
     fn bucket(&mut self, resource: Resource) -> &mut Bucket {
         match resource {
             Resource::Core => &mut self.core,
@@ -186,6 +230,9 @@ impl Governor {
             paused_until: None,
             strikes: 0,
             concurrency: Arc::new(Semaphore::new(self.settings.max_concurrency_per_token)),
+            allowed: self.settings.max_concurrency_per_token,
+            owed: 0,
+            successes: 0,
             rest_pacer: pacer(self.settings.rest_points_per_minute),
             graphql_pacer: pacer(self.settings.graphql_points_per_minute),
             dirty: false,
@@ -296,6 +343,7 @@ impl Governor {
         obs: Option<&Observation>,
         now: DateTime<Utc>,
     ) {
+        let max_concurrency = self.settings.max_concurrency_per_token;
         self.with_slot(id, |slot| {
             slot.dirty = true;
             let bucket = slot.bucket(resource);
@@ -326,13 +374,16 @@ impl Governor {
                 let paused = slot.paused_until.is_some_and(|t| t > now);
                 if !paused {
                     slot.strikes += 1;
+                    slot.narrow();
                 }
                 let pause = secondary_pause(obs.retry_after, slot.strikes.max(1));
                 let until = now + ChronoDuration::from_std(pause).unwrap_or_default();
                 slot.paused_until = Some(slot.paused_until.filter(|_| paused).map_or(until, |t| t.max(until)));
             } else if (200..300).contains(&obs.status) || obs.status == 304 || obs.status == 404 {
                 slot.strikes = 0;
+                slot.widen(max_concurrency);
             }
+            slot.settle_owed();
         })
     }
 

@@ -148,3 +148,21 @@ fn a_new_window_counts_the_requests_still_in_flight() {
     g.observe(id(1), Resource::Core, 1, Some(&answer(30, 29, next)), reset);
     assert_eq!(g.snapshot(reset)[0].remaining, 25, "29 less the 4 still on the wire");
 }
+
+#[test]
+fn a_secondary_limit_halves_a_tokens_concurrency_and_successes_win_it_back() {
+    let g = governor();
+    let now = Utc::now();
+    let max = GovernorSettings::default().max_concurrency_per_token;
+    let hit =
+        Observation { status: 403, retry_after: Some(Duration::from_secs(1)), secondary: true, ..Default::default() };
+    g.observe(id(1), Resource::Core, 0, Some(&hit), now);
+    let (allowed, permits) = g.with_slot(id(1), |s| (s.allowed(), s.concurrency.available_permits()));
+    assert_eq!(allowed, max / 2);
+    assert_eq!(permits, max / 2, "the semaphore follows");
+    let ok = answer(5000, 4000, now + ChronoDuration::hours(1));
+    for _ in 0..WIDEN_AFTER {
+        g.observe(id(1), Resource::Core, 0, Some(&ok), now);
+    }
+    assert_eq!(g.with_slot(id(1), |s| (s.allowed(), s.concurrency.available_permits())), (max / 2 + 1, max / 2 + 1));
+}
