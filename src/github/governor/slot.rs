@@ -1,0 +1,146 @@
+//! One installation's state in the governor: a budget per resource
+//! (`Bucket`), and the token's pause, concurrency and pacing (`Slot`).
+
+use chrono::{DateTime, Utc};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+use super::{Priority, Resource};
+
+/// GitHub: without `retry-after`, "wait for at least one minute" after a secondary limit.
+pub(super) const SECONDARY_FLOOR: Duration = Duration::from_secs(60);
+/// Repeated secondary limits back off exponentially up to this.
+pub(super) const SECONDARY_CAP: Duration = Duration::from_secs(15 * 60);
+/// What an installation gets before GitHub tells us otherwise (its documented minimum).
+pub(super) const ASSUMED_LIMIT: i64 = 5_000;
+
+#[derive(Debug, Clone)]
+pub(super) struct Bucket {
+    pub(super) limit: i64,
+    pub(super) remaining: i64,
+    pub(super) reset_at: DateTime<Utc>,
+    pub(super) known: bool,
+    pub(super) probing: bool,
+    /// Points booked by requests whose answers have not come back yet.
+    pub(super) in_flight: i64,
+}
+
+impl Bucket {
+    pub(super) fn unknown() -> Self {
+        Self {
+            limit: ASSUMED_LIMIT,
+            remaining: ASSUMED_LIMIT,
+            reset_at: DateTime::<Utc>::MIN_UTC,
+            known: false,
+            probing: false,
+            in_flight: 0,
+        }
+    }
+
+    /// The window is over: GitHub refills the budget, but when its next window
+    /// ends we learn only from an answer. Until then the budget is probed (one
+    /// request at a time), never assumed full: else every request sent before
+    /// that first answer would count against a budget we believe untouched.
+    pub(super) fn roll(&mut self, now: DateTime<Utc>) {
+        if self.known && now >= self.reset_at {
+            self.remaining = self.limit;
+            self.known = false;
+        }
+    }
+
+    pub(super) fn reserve(&self, priority: Priority, fraction: f64) -> i64 {
+        match priority {
+            Priority::Webhook => 0,
+            Priority::Background => (self.limit as f64 * fraction).ceil() as i64,
+        }
+    }
+
+    /// Usable points for this priority right now.
+    pub(super) fn available(&self, priority: Priority, fraction: f64) -> i64 {
+        self.remaining - self.reserve(priority, fraction)
+    }
+}
+
+pub(super) struct Slot {
+    pub(super) core: Bucket,
+    pub(super) graphql: Bucket,
+    pub(super) paused_until: Option<DateTime<Utc>>,
+    pub(super) strikes: u32,
+    pub(super) concurrency: Arc<Semaphore>,
+    /// Requests allowed in flight now: halved on each secondary limit, grown
+    /// back one at a time after a run of successes (AIMD).
+    pub(super) allowed: usize,
+    /// Permits still to take out of the semaphore once in-flight requests return them.
+    pub(super) owed: usize,
+    pub(super) successes: u32,
+    pub(super) rest_pacer: Arc<DefaultDirectRateLimiter>,
+    pub(super) graphql_pacer: Arc<DefaultDirectRateLimiter>,
+    pub(super) dirty: bool,
+}
+
+/// Successes in a row before a narrowed token may have one more request in flight.
+pub(super) const WIDEN_AFTER: u32 = 20;
+
+impl Slot {
+    /// A secondary limit: half as many requests in flight from now on.
+    pub(super) fn narrow(&mut self) {
+        let target = (self.allowed / 2).max(1);
+        self.owed += self.allowed - target;
+        self.allowed = target;
+        self.successes = 0;
+        self.settle_owed();
+    }
+
+    pub(super) fn widen(&mut self, max: usize) {
+        self.successes += 1;
+        if self.allowed < max && self.successes >= WIDEN_AFTER {
+            self.successes = 0;
+            self.allowed += 1;
+            if self.owed > 0 {
+                self.owed -= 1;
+            } else {
+                self.concurrency.add_permits(1);
+            }
+        }
+    }
+
+    /// Takes out permits owed as requests in flight return theirs.
+    pub(super) fn settle_owed(&mut self) {
+        if self.owed > 0 {
+            self.owed -= self.concurrency.forget_permits(self.owed);
+        }
+    }
+
+    /// Requests this token may have in flight now.
+    #[cfg(test)]
+    pub(super) fn allowed(&self) -> usize {
+        self.allowed
+    }
+
+    pub(super) fn bucket(&mut self, resource: Resource) -> &mut Bucket {
+        match resource {
+            Resource::Core => &mut self.core,
+            Resource::Graphql => &mut self.graphql,
+        }
+    }
+}
+
+pub(super) fn pacer(per_minute: u32) -> Arc<DefaultDirectRateLimiter> {
+    let per_minute = NonZeroU32::new(per_minute.max(1)).expect("max(1) is non-zero");
+    // A small burst: the per-minute budget is spread, not spent in the first second.
+    let burst = NonZeroU32::new((per_minute.get() / 6).max(1)).expect("max(1) is non-zero");
+    Arc::new(RateLimiter::direct(Quota::per_minute(per_minute).allow_burst(burst)))
+}
+
+/// `retry-after` when GitHub gives it, else at least a minute; doubled for
+/// each strike in a row, capped, with up to 20 % jitter so tokens don't return together.
+pub(super) fn secondary_pause(retry_after: Option<Duration>, strikes: u32) -> Duration {
+    let base = retry_after.unwrap_or(SECONDARY_FLOOR);
+    let factor = 2u32.saturating_pow(strikes.saturating_sub(1).min(10));
+    let pause = base.saturating_mul(factor).min(SECONDARY_CAP.max(base));
+    let jitter = pause.mul_f64(rand::random::<f64>() * 0.2);
+    pause + jitter
+}
