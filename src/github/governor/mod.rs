@@ -129,25 +129,8 @@ impl Governor {
     ) -> Result<(), Refusal> {
         let fraction = self.settings.reserve_fraction;
         self.with_slot(id, |slot| {
-            if let Some(until) = slot.paused_until.filter(|t| *t > now) {
-                return Err(Refusal::Paused(until));
-            }
-            let bucket = slot.bucket(resource);
-            bucket.roll(now);
-            if !bucket.known {
-                // Until an answer tells us the budget, one request at a time finds it out.
-                if bucket.probing || bucket.in_flight > 0 {
-                    return Err(Refusal::Probing);
-                }
-                bucket.probing = true;
-                bucket.in_flight += cost;
-                return Ok(());
-            }
-            if bucket.available(priority, fraction) < cost {
-                return Err(Refusal::Exhausted(bucket.reset_at));
-            }
-            bucket.remaining -= cost;
-            bucket.in_flight += cost;
+            slot.check(resource, cost, priority, fraction, now)?;
+            slot.bucket(resource).book(cost);
             Ok(())
         })
     }
@@ -187,7 +170,7 @@ impl Governor {
         Ok(Permit { _slot: permit })
     }
 
-    /// `admit` without booking anything.
+    /// `admit` without booking anything: the points this priority may spend now.
     pub fn peek(
         &self,
         id: InstallationId,
@@ -197,18 +180,7 @@ impl Governor {
         now: DateTime<Utc>,
     ) -> Result<i64, Refusal> {
         let fraction = self.settings.reserve_fraction;
-        self.with_slot(id, |slot| {
-            if let Some(until) = slot.paused_until.filter(|t| *t > now) {
-                return Err(Refusal::Paused(until));
-            }
-            let bucket = slot.bucket(resource);
-            bucket.roll(now);
-            if !bucket.known {
-                return if bucket.probing || bucket.in_flight > 0 { Err(Refusal::Probing) } else { Ok(bucket.limit) };
-            }
-            let available = bucket.available(priority, fraction);
-            if available < cost { Err(Refusal::Exhausted(bucket.reset_at)) } else { Ok(available) }
-        })
+        self.with_slot(id, |slot| slot.check(resource, cost, priority, fraction, now))
     }
 
     /// Records what the answer to a request that booked `cost` said (or that

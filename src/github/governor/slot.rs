@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
-use super::{Priority, Resource};
+use super::{Priority, Refusal, Resource};
 
 /// GitHub: without `retry-after`, "wait for at least one minute" after a secondary limit.
 pub(super) const SECONDARY_FLOOR: Duration = Duration::from_secs(60);
@@ -49,6 +49,16 @@ impl Bucket {
             self.remaining = self.limit;
             self.known = false;
         }
+    }
+
+    /// A request of `cost` goes out: an unknown budget is being probed, a known one spent.
+    pub(super) fn book(&mut self, cost: i64) {
+        if self.known {
+            self.remaining -= cost;
+        } else {
+            self.probing = true;
+        }
+        self.in_flight += cost;
     }
 
     pub(super) fn reserve(&self, priority: Priority, fraction: f64) -> i64 {
@@ -118,6 +128,29 @@ impl Slot {
     #[cfg(test)]
     pub(super) fn allowed(&self) -> usize {
         self.allowed
+    }
+
+    /// Whether a request of `cost` may go now, and how many points this
+    /// priority could spend. Books nothing.
+    pub(super) fn check(
+        &mut self,
+        resource: Resource,
+        cost: i64,
+        priority: Priority,
+        fraction: f64,
+        now: DateTime<Utc>,
+    ) -> Result<i64, Refusal> {
+        if let Some(until) = self.paused_until.filter(|t| *t > now) {
+            return Err(Refusal::Paused(until));
+        }
+        let bucket = self.bucket(resource);
+        bucket.roll(now);
+        if !bucket.known {
+            // Until an answer tells us the budget, one request at a time finds it out.
+            return if bucket.probing || bucket.in_flight > 0 { Err(Refusal::Probing) } else { Ok(bucket.limit) };
+        }
+        let available = bucket.available(priority, fraction);
+        if available < cost { Err(Refusal::Exhausted(bucket.reset_at)) } else { Ok(available) }
     }
 
     pub(super) fn bucket(&mut self, resource: Resource) -> &mut Bucket {
