@@ -91,7 +91,6 @@ pub trait InboxStore: Send + Sync {
         note: Option<&str>,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
-    async fn retry_delivery(&self, id: &DeliveryId, error: &str, next_attempt_at: DateTime<Utc>) -> StoreResult<()>;
     /// Settles a round of deliveries in one transaction (one disk flush, not one each).
     async fn settle_deliveries(&self, settlements: &[Settlement], now: DateTime<Utc>) -> StoreResult<()>;
     async fn delivery(&self, id: &DeliveryId) -> StoreResult<Option<DeliveryRecord>>;
@@ -128,7 +127,6 @@ pub trait InstallationStore: Send + Sync {
         state: InstallationState,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
-    async fn installations(&self) -> StoreResult<Vec<InstallationRecord>>;
     /// Up to `limit` active installations, by id: tokens to read public profiles with.
     async fn active_installations(&self, limit: i64) -> StoreResult<Vec<InstallationId>>;
     /// Installations GitHub's list no longer shows (not seen since `seen_before`)
@@ -232,13 +230,4 @@ pub enum UserOutcome {
     Failed { id: GitHubUserId, error: String, retry_at: DateTime<Utc> },
     /// Not attempted (rate limits said wait): back in the queue as it was.
     Released { id: GitHubUserId },
-}
-
-impl UserOutcome {
-    pub fn id(&self) -> GitHubUserId {
-        match self {
-            Self::Fetched { profile, .. } => profile.github_id,
-            Self::Unchanged { id, .. } | Self::Gone { id } | Self::Failed { id, .. } | Self::Released { id } => *id,
-        }
-    }
 }

@@ -314,12 +314,6 @@ impl Governor {
             });
         }
     }
-
-    /// The earliest pause or reset among these installations (when to try again).
-    pub fn paused_until(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let slots = self.slots.lock().expect("governor poisoned");
-        slots.values().filter_map(|s| s.paused_until).filter(|t| *t > now).max()
-    }
 }
 
 #[cfg(test)]

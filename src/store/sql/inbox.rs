@@ -74,16 +74,6 @@ macro_rules! inbox_sql {
                 self.settle_deliveries(&[settlement], now).await
             }
 
-            async fn retry_delivery(&self, id: &DeliveryId, error: &str, next_attempt_at: DateTime<Utc>) -> StoreResult<()> {
-                let settlement = Settlement {
-                    id: id.clone(),
-                    state: DeliveryState::Pending,
-                    note: Some(error.to_owned()),
-                    retry_at: Some(next_attempt_at),
-                };
-                self.settle_deliveries(&[settlement], Utc::now()).await
-            }
-
             async fn settle_deliveries(&self, settlements: &[Settlement], now: DateTime<Utc>) -> StoreResult<()> {
                 let mut tx = self.writer.begin_with($begin).await?;
                 for s in settlements {

@@ -168,15 +168,6 @@ macro_rules! installations_sql {
                 Ok(())
             }
 
-            async fn installations(&self) -> StoreResult<Vec<InstallationRecord>> {
-                let rows = sqlx::query(
-                    "SELECT id, account_id, account_login, account_type, state FROM installations ORDER BY id",
-                )
-                .fetch_all(&self.pool)
-                .await?;
-                rows.iter().map(installation_from_row).collect()
-            }
-
             async fn active_installations(&self, limit: i64) -> StoreResult<Vec<InstallationId>> {
                 let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM installations WHERE state = 'active' ORDER BY id LIMIT $1")
                     .bind(limit)

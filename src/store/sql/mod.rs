@@ -129,25 +129,6 @@ macro_rules! portable_store {
             })
         }
 
-        fn installation_from_row(row: &Row) -> StoreResult<InstallationRecord> {
-            let state: String = row.try_get("state")?;
-            let account_id: Option<i64> = row.try_get("account_id")?;
-            let account_login: Option<String> = row.try_get("account_login")?;
-            let id = InstallationId::new(row.try_get("id")?).map_err(|e| corrupt("installation id", e))?;
-            let account = match (account_id.and_then(|a| GitHubUserId::new(a).ok()), account_login) {
-                (Some(aid), Some(login)) => Some(Account {
-                    id: aid,
-                    login: Login::from_github(&login).map_err(|e| corrupt("account login", e))?,
-                    node_id: None,
-                    avatar_url: None,
-                    kind: row.try_get::<Option<String>, _>("account_type")?.unwrap_or_default(),
-                    installation_id: Some(id),
-                }),
-                _ => None,
-            };
-            Ok(InstallationRecord { id, account, state: state.parse().map_err(|e: String| corrupt("state", e))? })
-        }
-
         super::sql::inbox::inbox_sql!($store, $db, $begin, $lock);
         super::sql::installations::installations_sql!($store, $db, $begin, $lock);
         super::sql::users::users_sql!($store, $db, $begin, $lock);
