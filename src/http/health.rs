@@ -69,12 +69,17 @@ pub async fn admin_health(_: Admin, state: web::Data<AppState>) -> Result<HttpRe
             })
         })
         .collect();
-    let degraded = inbox.failed > 0 || oldest.is_some_and(|s| s > STUCK_INBOX_SECONDS);
+    // Passes stopped finishing: two intervals without one means something is stuck.
+    let last_finished = state.store.last_finished_run().await?.and_then(|r| r.finished_at);
+    let interval = chrono::Duration::from_std(state.settings.sync.interval).unwrap_or(chrono::Duration::MAX);
+    let overdue = last_finished.is_some_and(|t| now - t > interval * 2);
+    let degraded = inbox.failed > 0 || oldest.is_some_and(|s| s > STUCK_INBOX_SECONDS) || overdue;
     Ok(HttpResponse::Ok().json(json!({
         "status": if degraded { "degraded" } else { "ok" },
         "database": database,
         "last_run": last_run.as_ref().map(run_json),
         "running_run_id": running,
+        "last_finished_at": last_finished,
         "pass_paused_until": state.syncer.as_ref().and_then(|s| s.pass_paused_until()),
         "next_run_at": crate::sync::next_run_at(state.settings.sync.interval, now),
         "inbox": { "pending": inbox.pending, "failed": inbox.failed, "oldest_pending_seconds": oldest },

@@ -63,3 +63,28 @@ mod retention {
         }
     }
 }
+
+mod overdue {
+    use chrono::{Duration, Utc};
+
+    use crate::both_backends;
+    use crate::helpers::spawn_app;
+
+    both_backends! {
+        async fn health_is_degraded_when_no_pass_has_finished_for_two_intervals(backend: Backend) {
+            let app = spawn_app(backend).await;
+            let (_, fresh) = app.get_json("/admin/health").await;
+            assert_eq!(fresh["status"], "ok", "{fresh}");
+
+            let long_ago = Utc::now() - Duration::hours(25);
+            let ghsync::store::RunStart::Started(id) = app.store().start_run("test", long_ago, long_ago).await.unwrap() else {
+                panic!("no pass should be running");
+            };
+            app.store().finish_run(id, long_ago).await.unwrap();
+
+            let (_, stale) = app.get_json("/admin/health").await;
+            assert_eq!(stale["status"], "degraded", "{stale}");
+            assert!(stale["last_finished_at"].is_string(), "{stale}");
+        }
+    }
+}
