@@ -14,7 +14,7 @@ use futures_util::{StreamExt, stream};
 use secrecy::SecretString;
 
 use crate::both_backends;
-use crate::helpers::{ADMIN_TOKEN, APP_ID, DEMO_PUBLIC_KEY, SECRET, TestDb, eventually};
+use crate::helpers::{ADMIN_TOKEN, APP_ID, DEMO_PUBLIC_KEY, PATIENCE, SECRET, TestDb, eventually};
 use ghsync::config::DatabaseSettings;
 use ghsync::domain::DeliveryId;
 use ghsync::fake_github::{FakeConfig, FakeGitHub, FakeUser, payloads};
@@ -66,7 +66,7 @@ impl Server {
 
     async fn wait_healthy(&self, client: &reqwest::Client) {
         let url = format!("{}/healthz", self.base);
-        eventually("ghsync serve to answer /healthz", Duration::from_secs(30), || async {
+        eventually("ghsync serve to answer /healthz", PATIENCE, || async {
             if let Ok(Some(status)) = self.child.lock().unwrap().try_wait() {
                 panic!(
                     "ghsync serve exited with {status}; log:\n{}",

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 use crate::both_backends;
-use crate::helpers::{SECRET, TestApp, eventually, spawn_app};
+use crate::helpers::{PATIENCE, SECRET, TestApp, eventually, spawn_app};
 use ghsync::domain::{DeliveryId, UserStatus};
 use ghsync::fake_github::{FakeUser, payloads};
 use ghsync::store::DeliveryState;
@@ -133,7 +133,7 @@ both_backends! {
         app.user_where(6004, "the refresh after the burst", |u| u.name.as_deref() == Some("Busy Bee")).await;
         // ...and nothing more is waiting to be fetched, so the count below is final.
         let store = app.store().clone();
-        eventually("no user left marked due", Duration::from_secs(20), || {
+        eventually("no user left marked due", PATIENCE, || {
             let store = store.clone();
             async move { store.next_marked_due().await.ok()?.is_none().then_some(()) }
         })

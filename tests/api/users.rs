@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 use crate::both_backends;
-use crate::helpers::{Options, TestApp, WRONG_KEY, eventually, spawn_app, spawn_app_with};
+use crate::helpers::{Options, PATIENCE, TestApp, WRONG_KEY, eventually, spawn_app, spawn_app_with};
 use ghsync::domain::UserStatus;
 use ghsync::fake_github::{FakeUser, Faults};
 
@@ -173,7 +173,7 @@ both_backends! {
         installed_and_synced(&app, 6104).await;
 
         // Act: keep syncing until a second token had to be minted.
-        eventually("a second installation token", Duration::from_secs(30), || async {
+        eventually("a second installation token", PATIENCE, || async {
             let (status, user) = send_json(&app, Method::POST, "/api/users/6104/sync", None).await;
             assert_eq!(status, 200, "{user}");
             (app.github.stats().tokens_minted >= 2).then_some(())
@@ -194,7 +194,7 @@ both_backends! {
         app.install(6105).await;
         app.drain_inbox().await;
         let github = app.github.clone();
-        eventually("GitHub to reject the App JWT", Duration::from_secs(20), || {
+        eventually("GitHub to reject the App JWT", PATIENCE, || {
             let github = github.clone();
             async move { (github.stats().jwt_rejected > 0).then_some(()) }
         })

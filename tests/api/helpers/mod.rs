@@ -130,6 +130,11 @@ pub async fn open_store(db: &TestDb) -> std::sync::Arc<dyn ghsync::store::Store>
 }
 
 /// Polls `check` until it yields a value or `timeout` passes (never a bare sleep).
+/// How long a test waits for something that should happen before calling it a failure. Only a
+/// failing test ever waits this long, so it is generous: two busy cores (CI, a parallel build) can
+/// make a healthy run several times slower than on an idle machine.
+pub const PATIENCE: Duration = Duration::from_secs(90);
+
 pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
 where
     F: FnMut() -> Fut,
@@ -185,7 +190,7 @@ impl TestApp {
     /// Waits until no delivery is pending (the worker runs in the background).
     pub async fn drain_inbox(&self) {
         let store = self.store().clone();
-        eventually("the inbox to drain", Duration::from_secs(20), || {
+        eventually("the inbox to drain", PATIENCE, || {
             let store = store.clone();
             async move { (store.inbox_stats().await.ok()?.pending == 0).then_some(()) }
         })
@@ -198,7 +203,7 @@ impl TestApp {
 
     /// Waits until the stored user satisfies `check`.
     pub async fn user_where(&self, id: i64, what: &str, check: impl Fn(&UserRecord) -> bool) -> UserRecord {
-        eventually(what, Duration::from_secs(20), || async { self.user(id).await.filter(|u| check(u)) }).await
+        eventually(what, PATIENCE, || async { self.user(id).await.filter(|u| check(u)) }).await
     }
 
     /// Waits until the user's profile has been fetched at least once after `since`.
