@@ -12,6 +12,8 @@ use url::Url;
 use crate::cli::RawSettings;
 use crate::domain::InstallationId;
 
+mod limits;
+
 /// A setting that stops startup: one line, naming the variable.
 #[derive(Debug, thiserror::Error)]
 #[error("{var}: {problem}")]
@@ -225,7 +227,7 @@ pub fn api_url(raw: &RawSettings) -> Result<Url, ConfigError> {
 fn github(raw: &RawSettings) -> Result<GitHubSettings, ConfigError> {
     let app_id = match raw.github_app_id.as_deref() {
         None | Some("") => return Err(bad("GITHUB_APP_ID", "missing (the App's numeric id)")),
-        Some(v) => number::<u64>("GITHUB_APP_ID", v)?,
+        Some(v) => positive::<u64>("GITHUB_APP_ID", v)?,
     };
     let private_key = read_key(raw)?;
     let api_url = api_url(raw)?;
@@ -293,23 +295,25 @@ impl Settings {
             .trim()
             .parse()
             .map_err(|_| bad("GHSYNC_LISTEN", format!("{listen:?} is not an address like 0.0.0.0:8080")))?;
-        let interval = duration("GHSYNC_SYNC_INTERVAL", raw.ghsync_sync_interval.as_deref().unwrap_or("12h"))?;
-        if interval < Duration::from_secs(60) {
-            return Err(bad("GHSYNC_SYNC_INTERVAL", "must be at least 1m"));
-        }
+        let interval = limits::duration_within(
+            "GHSYNC_SYNC_INTERVAL",
+            raw.ghsync_sync_interval.as_deref().unwrap_or("12h"),
+            limits::SYNC_INTERVAL,
+        )?;
         let stale_after = match raw.ghsync_stale_after.as_deref() {
-            Some(v) if !v.is_empty() => duration("GHSYNC_STALE_AFTER", v)?,
+            Some(v) if !v.is_empty() => limits::duration_within("GHSYNC_STALE_AFTER", v, limits::STALE_AFTER)?,
             _ => interval,
         };
         let batch_size = match raw.ghsync_batch_size.as_deref() {
-            Some(v) => positive::<u32>("GHSYNC_BATCH_SIZE", v)? as usize,
+            Some(v) => limits::count_within("GHSYNC_BATCH_SIZE", v, limits::BATCH_SIZE)?,
             None => 100,
         };
-        if batch_size > 1000 {
-            return Err(bad("GHSYNC_BATCH_SIZE", "must be at most 1000"));
-        }
-        let redeliver_interval =
-            duration("GHSYNC_REDELIVER_INTERVAL", raw.ghsync_redeliver_interval.as_deref().unwrap_or("10m"))?;
+        let redeliver_interval = limits::duration_within(
+            "GHSYNC_REDELIVER_INTERVAL",
+            raw.ghsync_redeliver_interval.as_deref().unwrap_or("10m"),
+            limits::REDELIVER_INTERVAL,
+        )?;
+        let log_filter = limits::log_filter(raw.ghsync_log.as_deref().unwrap_or("info"))?;
         let json = match raw.ghsync_log_format.as_deref().unwrap_or("text") {
             "json" => true,
             "text" | "" => false,
@@ -335,7 +339,7 @@ impl Settings {
                 schedule: true,
                 preferred_installation: None,
             },
-            log: LogSettings { filter: raw.ghsync_log.clone().unwrap_or_else(|| "info".into()), json },
+            log: LogSettings { filter: log_filter, json },
         })
     }
 }
@@ -382,7 +386,20 @@ mod tests {
             ),
             (|r| r.github_app_private_key = Some("hello".into()), "GITHUB_APP_PRIVATE_KEY: not an RSA private key"),
             (|r| r.ghsync_sync_interval = Some("12x".into()), "GHSYNC_SYNC_INTERVAL: \"12x\" is not a duration"),
-            (|r| r.ghsync_batch_size = Some("0".into()), "GHSYNC_BATCH_SIZE"),
+            (|r| r.ghsync_batch_size = Some("0".into()), "GHSYNC_BATCH_SIZE: \"0\" must be from 1 to 100"),
+            (|r| r.ghsync_batch_size = Some("101".into()), "GHSYNC_BATCH_SIZE: \"101\" must be from 1 to 100"),
+            (|r| r.github_app_id = Some("0".into()), "GITHUB_APP_ID: \"0\" must be greater than zero"),
+            (|r| r.ghsync_redeliver_interval = Some("0s".into()), "GHSYNC_REDELIVER_INTERVAL: \"0s\" must be between"),
+            (|r| r.ghsync_redeliver_interval = Some("1ns".into()), "GHSYNC_REDELIVER_INTERVAL: \"1ns\" must be between"),
+            (|r| r.ghsync_redeliver_interval = Some("2days".into()), "GHSYNC_REDELIVER_INTERVAL: \"2days\" must be"),
+            (|r| r.ghsync_sync_interval = Some("30s".into()), "GHSYNC_SYNC_INTERVAL: \"30s\" must be between 1m and"),
+            (
+                |r| r.ghsync_sync_interval = Some("300000years".into()),
+                "GHSYNC_SYNC_INTERVAL: \"300000years\" must be between",
+            ),
+            (|r| r.ghsync_stale_after = Some("31days".into()), "GHSYNC_STALE_AFTER: \"31days\" must be between"),
+            (|r| r.ghsync_stale_after = Some("1s".into()), "GHSYNC_STALE_AFTER: \"1s\" must be between"),
+            (|r| r.ghsync_log = Some("nonsense[".into()), "GHSYNC_LOG: \"nonsense[\" is not a log filter"),
             (|r| r.ghsync_listen = Some("here".into()), "GHSYNC_LISTEN"),
             (|r| r.github_webhook_secret = Some(" , ".into()), "GITHUB_WEBHOOK_SECRET: missing"),
             (|r| r.database_url = Some("mysql://x".into()), "DATABASE_URL"),
@@ -395,6 +412,20 @@ mod tests {
             assert!(message.starts_with(expected), "{message:?} should start with {expected:?}");
             assert!(!message.contains('\n'));
         }
+    }
+
+    #[test]
+    fn the_bounds_themselves_are_accepted() {
+        let mut r = raw();
+        r.ghsync_sync_interval = Some("30days".into());
+        r.ghsync_stale_after = Some("1m".into());
+        r.ghsync_redeliver_interval = Some("1m".into());
+        r.ghsync_batch_size = Some("1".into());
+        r.ghsync_log = Some("warn,ghsync=debug".into());
+        let s = Settings::load(&r, Needs::Everything).unwrap();
+        assert_eq!(s.sync.redeliver_interval, Duration::from_secs(60));
+        assert_eq!(s.sync.batch_size, 1);
+        assert_eq!(s.log.filter, "warn,ghsync=debug");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 mod helpers;
 
 mod admin;
+mod attack;
 mod corpus;
 mod crash;
 mod inbox;
