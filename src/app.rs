@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::github::GitHub;
-use crate::http::{ApiError, routes};
+use crate::http;
 use crate::inbox::{Worker, Writer};
 use crate::metrics::Metrics;
 use crate::store::{self, Store};
@@ -71,10 +71,13 @@ impl App {
         });
         let shared = state.clone();
         let server = HttpServer::new(move || {
-            let json = web::JsonConfig::default()
-                .error_handler(|e, _| ApiError::BadRequest(format!("invalid JSON body: {e}")).into());
-            let path = web::PathConfig::default().error_handler(|e, _| ApiError::BadRequest(e.to_string()).into());
-            actix_web::App::new().app_data(shared.clone()).app_data(json).app_data(path).configure(routes)
+            actix_web::App::new()
+                .wrap(http::json_errors())
+                .app_data(shared.clone())
+                .app_data(http::json_config())
+                .app_data(http::path_config())
+                .app_data(http::query_config())
+                .configure(http::routes)
         })
         .listen(listener)?
         .workers(2)

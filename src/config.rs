@@ -390,7 +390,10 @@ mod tests {
             (|r| r.ghsync_batch_size = Some("101".into()), "GHSYNC_BATCH_SIZE: \"101\" must be from 1 to 100"),
             (|r| r.github_app_id = Some("0".into()), "GITHUB_APP_ID: \"0\" must be greater than zero"),
             (|r| r.ghsync_redeliver_interval = Some("0s".into()), "GHSYNC_REDELIVER_INTERVAL: \"0s\" must be between"),
-            (|r| r.ghsync_redeliver_interval = Some("1ns".into()), "GHSYNC_REDELIVER_INTERVAL: \"1ns\" must be between"),
+            (
+                |r| r.ghsync_redeliver_interval = Some("1ns".into()),
+                "GHSYNC_REDELIVER_INTERVAL: \"1ns\" must be between",
+            ),
             (|r| r.ghsync_redeliver_interval = Some("2days".into()), "GHSYNC_REDELIVER_INTERVAL: \"2days\" must be"),
             (|r| r.ghsync_sync_interval = Some("30s".into()), "GHSYNC_SYNC_INTERVAL: \"30s\" must be between 1m and"),
             (

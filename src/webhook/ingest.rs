@@ -92,8 +92,12 @@ async fn check(req: &HttpRequest, payload: web::Payload, state: &AppState) -> Re
     struct Top {
         action: Option<serde_json::Value>,
     }
-    let top: Top = serde_json::from_slice(&body)
-        .map_err(|e| IngestError::BadRequest(format!("body is not a JSON object: {e}")))?;
+    // serde would read a struct from an array too (`["x"]`): only an object is an event.
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err(IngestError::BadRequest("body is not a JSON object".into()));
+    }
+    let top: Top =
+        serde_json::from_slice(&body).map_err(|e| IngestError::BadRequest(format!("body is not valid JSON: {e}")))?;
     let payload = String::from_utf8(body.to_vec()).map_err(|_| IngestError::BadRequest("body is not UTF-8".into()))?;
     Ok(NewDelivery {
         id,

@@ -4,4 +4,5 @@
 //! the crash test does) so that memory, file descriptors and log output are
 //! the process's own.
 
+mod answers;
 mod settings;
