@@ -15,6 +15,7 @@ use crate::inbox::{Worker, Writer};
 use crate::metrics::Metrics;
 use crate::store::{self, Store};
 use crate::sync::{Syncer, run_scheduler};
+use crate::webhook::{BodyGate, RefusalLog};
 
 /// What handlers share; registered once.
 pub struct AppState {
@@ -70,17 +71,28 @@ impl App {
             shutdown: CancellationToken::new(),
         });
         let shared = state.clone();
+        let gate = web::Data::new(BodyGate::new(&state.settings.http.body));
+        let refusals = web::Data::new(RefusalLog::default());
+        let open_files = http::raise_open_file_limit();
+        let max_connections = http::max_connections_per_worker(open_files);
+        tracing::info!(open_files, max_connections_per_worker = max_connections, "connection limits");
         let server = HttpServer::new(move || {
             actix_web::App::new()
                 .wrap(http::json_errors())
                 .app_data(shared.clone())
+                .app_data(gate.clone())
+                .app_data(refusals.clone())
                 .app_data(http::json_config())
                 .app_data(http::path_config())
                 .app_data(http::query_config())
                 .configure(http::routes)
         })
         .listen(listener)?
-        .workers(2)
+        .workers(http::WORKERS)
+        .max_connections(max_connections)
+        .client_request_timeout(http::REQUEST_HEAD_TIMEOUT)
+        .client_disconnect_timeout(http::DISCONNECT_TIMEOUT)
+        .keep_alive(http::KEEP_ALIVE)
         .disable_signals()
         .shutdown_timeout(20)
         .run();

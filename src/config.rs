@@ -14,6 +14,8 @@ use crate::domain::InstallationId;
 
 mod limits;
 
+pub use limits::{BodyLimits, READ_TIME_PER_MIB};
+
 /// A setting that stops startup: one line, naming the variable.
 #[derive(Debug, thiserror::Error)]
 #[error("{var}: {problem}")]
@@ -134,6 +136,8 @@ impl std::fmt::Debug for WebhookSettings {
 pub struct HttpSettings {
     pub listen: SocketAddr,
     pub admin_token: Option<SecretString>,
+    /// What webhook callers can make us hold (memory, time).
+    pub body: BodyLimits,
 }
 
 impl std::fmt::Debug for HttpSettings {
@@ -141,6 +145,7 @@ impl std::fmt::Debug for HttpSettings {
         f.debug_struct("HttpSettings")
             .field("listen", &self.listen)
             .field("admin_token", &self.admin_token.as_ref().map(|_| "<redacted>"))
+            .field("body", &self.body)
             .finish()
     }
 }
@@ -313,6 +318,8 @@ impl Settings {
             raw.ghsync_redeliver_interval.as_deref().unwrap_or("10m"),
             limits::REDELIVER_INTERVAL,
         )?;
+        let body =
+            limits::body_limits(raw.ghsync_webhook_memory.as_deref(), raw.ghsync_webhook_read_timeout.as_deref())?;
         let log_filter = limits::log_filter(raw.ghsync_log.as_deref().unwrap_or("info"))?;
         let json = match raw.ghsync_log_format.as_deref().unwrap_or("text") {
             "json" => true,
@@ -329,7 +336,7 @@ impl Settings {
             database: DatabaseSettings { url: SecretString::from(db_url) },
             github,
             webhook: WebhookSettings { secrets },
-            http: HttpSettings { listen, admin_token },
+            http: HttpSettings { listen, admin_token, body },
             sync: SyncSettings {
                 interval,
                 stale_after,

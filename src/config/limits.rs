@@ -54,3 +54,86 @@ pub fn log_filter(value: &str) -> Result<String, ConfigError> {
         .map_err(|e| bad("GHSYNC_LOG", format!("{value:?} is not a log filter ({e})")))?;
     Ok(value.to_owned())
 }
+
+/// What callers of the public webhook endpoint can make us hold, whoever they are.
+#[derive(Debug, Clone)]
+pub struct BodyLimits {
+    /// Webhook body bytes held at once, all requests together (`GHSYNC_WEBHOOK_MEMORY`).
+    pub memory: usize,
+    /// Time to read a body, plus `READ_TIME_PER_MIB` for each MiB received (`GHSYNC_WEBHOOK_READ_TIMEOUT`).
+    pub read_timeout: Duration,
+}
+
+/// GitHub sends fast: a MiB that takes longer than this is someone holding the line.
+pub const READ_TIME_PER_MIB: Duration = Duration::from_secs(2);
+const MIB: usize = 1024 * 1024;
+/// At least two 25 MB bodies at once (a buffer may grow to twice its contents);
+/// at most 64 GiB, past which the setting is surely a typo.
+const WEBHOOK_MEMORY: (usize, usize) = (64 * MIB, 64 * 1024 * MIB);
+/// GitHub waits 10 s for an answer, so a body that takes longer is lost anyway.
+const READ_TIMEOUT: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(300));
+
+impl Default for BodyLimits {
+    fn default() -> Self {
+        Self { memory: 256 * MIB, read_timeout: Duration::from_secs(10) }
+    }
+}
+
+/// `GHSYNC_WEBHOOK_MEMORY` and `GHSYNC_WEBHOOK_READ_TIMEOUT`, optional (defaults above).
+pub fn body_limits(memory: Option<&str>, read_timeout: Option<&str>) -> Result<BodyLimits, ConfigError> {
+    let mut limits = BodyLimits::default();
+    if let Some(v) = memory.filter(|v| !v.trim().is_empty()) {
+        let var = "GHSYNC_WEBHOOK_MEMORY";
+        limits.memory =
+            byte_size(v).ok_or_else(|| bad(var, format!("{v:?} is not a size (examples: 256MiB, 1GiB)")))?;
+        if limits.memory < WEBHOOK_MEMORY.0 || limits.memory > WEBHOOK_MEMORY.1 {
+            return Err(bad(var, format!("{v:?} must be between 64MiB and 64GiB")));
+        }
+    }
+    if let Some(v) = read_timeout.filter(|v| !v.trim().is_empty()) {
+        limits.read_timeout = duration_within("GHSYNC_WEBHOOK_READ_TIMEOUT", v, READ_TIMEOUT)?;
+    }
+    Ok(limits)
+}
+
+/// `256MiB`, `1GB`, `300000000`: a number and an optional unit (KB/MB/GB are
+/// powers of 1000, KiB/MiB/GiB of 1024).
+fn byte_size(value: &str) -> Option<usize> {
+    let value = value.trim();
+    let split = value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len());
+    let (digits, unit) = value.split_at(split);
+    let scale: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        _ => return None,
+    };
+    digits.parse::<usize>().ok()?.checked_mul(scale)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_take_decimal_and_binary_units() {
+        assert_eq!(byte_size("256MiB"), Some(256 << 20));
+        assert_eq!(byte_size("1 GB"), Some(1_000_000_000));
+        assert_eq!(byte_size("4096"), Some(4096));
+        assert_eq!(byte_size("12 parsecs"), None);
+        assert_eq!(byte_size("MiB"), None);
+    }
+
+    #[test]
+    fn webhook_limits_are_bounded_and_named() {
+        let memory = body_limits(Some("1MiB"), None).unwrap_err().to_string();
+        assert!(memory.starts_with("GHSYNC_WEBHOOK_MEMORY: \"1MiB\" must be between"), "{memory}");
+        let timeout = body_limits(None, Some("1h")).unwrap_err().to_string();
+        assert!(timeout.starts_with("GHSYNC_WEBHOOK_READ_TIMEOUT: \"1h\" must be between"), "{timeout}");
+        assert_eq!(body_limits(None, None).unwrap().memory, 256 << 20);
+    }
+}

@@ -2,12 +2,16 @@
 
 mod admin;
 mod admin_auth;
+mod connections;
 mod errors;
 mod fallback;
 mod health;
 mod metrics;
 mod users;
 
+pub use connections::{
+    DISCONNECT_TIMEOUT, KEEP_ALIVE, REQUEST_HEAD_TIMEOUT, WORKERS, max_connections_per_worker, raise_open_file_limit,
+};
 pub use errors::ApiError;
 pub use fallback::{json_config, json_errors, path_config, query_config};
 

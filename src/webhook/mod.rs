@@ -1,10 +1,14 @@
 //! The request path for GitHub's webhooks: verify, check, store, answer.
 //! Nothing else happens here: GitHub gives up after 10 s.
 
+mod body;
 mod event;
 mod ingest;
+mod refusals;
 mod signature;
 
+pub use body::BodyGate;
 pub use event::{Event, EventError, InstallationAction, parse_event};
 pub use ingest::{MAX_BODY_BYTES, receive};
+pub use refusals::{RefusalLog, SUMMARY_PERIOD as REFUSAL_SUMMARY_PERIOD};
 pub use signature::{SignatureError, sign, verify};

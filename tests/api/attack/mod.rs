@@ -5,4 +5,7 @@
 //! the process's own.
 
 mod answers;
+mod floods;
+mod memory;
+mod server;
 mod settings;
