@@ -15,6 +15,9 @@ const BAD: &[(&str, &str)] = &[
     ("GHSYNC_BATCH_SIZE", "0"),
     ("GITHUB_APP_ID", "0"),
     ("GHSYNC_LOG", "nonsense["),
+    ("GHSYNC_WEBHOOK_MEMORY", "0"),
+    ("GHSYNC_WEBHOOK_MEMORY", "lots"),
+    ("GHSYNC_WEBHOOK_READ_TIMEOUT", "0s"),
 ];
 
 #[test]
