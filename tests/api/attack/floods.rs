@@ -10,7 +10,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::server::Attacked;
-use crate::helpers::PATIENCE;
+use crate::helpers::{PATIENCE, SECRET};
+use ghsync::webhook::sign;
 
 const SLOW_SENDERS: usize = 20;
 /// A slow sender's body: at one byte per 200 ms it would take 200 s, over `PATIENCE`.
@@ -127,8 +128,12 @@ async fn thousands_of_idle_connections_do_not_stop_healthz() {
         }
     }
 
-    // Assert: /healthz answers while they are held, and the server closes them itself.
+    // Assert: /healthz and a signed delivery are answered while they are held,
+    // and the server closes them itself.
     assert!(server.healthz(&client).await, "/healthz answers with {IDLE_CONNECTIONS} idle connections held");
+    let body = bytes::Bytes::from_static(b"{\"action\":\"created\"}");
+    let signed = server.webhook(&client, body.clone(), Some(&sign(SECRET, &body))).send().await.unwrap();
+    assert_eq!(signed.status().as_u16(), 202, "a signed delivery is accepted");
     let mut buf = [0u8; 64];
     let first = idle.first_mut().unwrap();
     let closed = tokio::time::timeout(PATIENCE, first.read(&mut buf)).await;
