@@ -51,11 +51,15 @@ async fn fifty_unsigned_20_mb_bodies_at_once_stay_within_the_budget() {
             answers
         })
     };
-    let statuses: Vec<Option<u16>> = join_all((0..BODIES).map(|_| {
+    let answers: Vec<Option<(u16, bool)>> = join_all((0..BODIES).map(|_| {
         let request = server.webhook(&client, body.clone(), None);
-        async move { request.send().await.ok().map(|r| r.status().as_u16()) }
+        async move {
+            let response = request.send().await.ok()?;
+            Some((response.status().as_u16(), response.headers().contains_key("retry-after")))
+        }
     }))
     .await;
+    let statuses: Vec<Option<u16>> = answers.iter().map(|a| a.map(|(status, _)| status)).collect();
     done.store(true, Ordering::SeqCst);
     sampler.await.unwrap();
     let health = health.await.unwrap();
@@ -63,6 +67,10 @@ async fn fifty_unsigned_20_mb_bodies_at_once_stay_within_the_budget() {
     // Assert: every body refused (401 once read, 503 when the budget was full, or the
     // connection closed early on a 503), and counted; memory within the budget + 100 MB.
     assert!(statuses.iter().all(|s| matches!(s, None | Some(401) | Some(503))), "only refusals: {statuses:?}");
+    assert!(
+        answers.iter().flatten().all(|(status, retry_after)| *status != 503 || *retry_after),
+        "every 503 says when to retry"
+    );
     let refused = eventually("every body to be counted as refused", PATIENCE, || async {
         let signature = server
             .metric(&client, "ghsync_webhook_deliveries_total{event=\"unverified\",outcome=\"refused_signature\"}")
