@@ -5,7 +5,6 @@ use chrono::Utc;
 use futures_util::future::join_all;
 use reqwest::Method;
 use serde_json::{Value, json};
-use std::time::Duration;
 
 use crate::both_backends;
 use crate::helpers::{PATIENCE, SECRET, TestApp, eventually, spawn_app};
