@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use ghsync::app::App;
 use ghsync::cli::RawSettings;
-use ghsync::config::{GitHubSettings, GovernorSettings, Needs, Settings};
+use ghsync::config::{Needs, Settings};
 use ghsync::domain::KeyFields;
 use ghsync::fake_github::{FakeConfig, FakeGitHub, FakeStats, FakeUser, Faults};
+use ghsync::github::{GitHubSettings, GovernorSettings};
 use sqlx::Connection;
 
 const APP_ID: u64 = 7;
@@ -61,9 +62,9 @@ fn seed(fake: &FakeGitHub, users: i64) {
 }
 
 async fn pass(app: &App) -> anyhow::Result<Duration> {
-    let syncer = app.state().syncer.clone().expect("configured");
+    let passes = app.state().passes.clone().expect("configured");
     let started = Instant::now();
-    let report = syncer.run_pass("bench", &tokio_util::sync::CancellationToken::new()).await?;
+    let report = passes.run_pass("bench", &tokio_util::sync::CancellationToken::new()).await?;
     anyhow::ensure!(report.counts.failed == 0, "no failures expected: {:?}", report.counts);
     Ok(started.elapsed())
 }

@@ -10,7 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use crate::cli::RawSettings;
-use crate::domain::InstallationId;
+use crate::github::{GitHubSettings, GovernorSettings, sign_test_jwt};
 
 /// A setting that stops startup: one line, naming the variable.
 #[derive(Debug, thiserror::Error)]
@@ -72,50 +72,6 @@ impl std::fmt::Debug for DatabaseSettings {
     }
 }
 
-#[derive(Clone)]
-pub struct GitHubSettings {
-    pub app_id: u64,
-    pub private_key: EncodingKey,
-    pub api_url: Url,
-    pub graphql_url: Url,
-    pub limits: GovernorSettings,
-}
-
-impl std::fmt::Debug for GitHubSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GitHubSettings")
-            .field("app_id", &self.app_id)
-            .field("private_key", &"<redacted>")
-            .field("api_url", &self.api_url.as_str())
-            .field("graphql_url", &self.graphql_url.as_str())
-            .field("limits", &self.limits)
-            .finish()
-    }
-}
-
-/// The rate governor's knobs. GitHub does not say what its secondary limits
-/// are counted per, so we count them per token and let operators tune them.
-#[derive(Debug, Clone)]
-pub struct GovernorSettings {
-    /// Fraction of each budget kept for webhook-driven refreshes.
-    pub reserve_fraction: f64,
-    pub rest_points_per_minute: u32,
-    pub graphql_points_per_minute: u32,
-    pub max_concurrency_per_token: usize,
-}
-
-impl Default for GovernorSettings {
-    fn default() -> Self {
-        Self {
-            reserve_fraction: 0.1,
-            // Below GitHub's documented 900 and 2,000 per minute, with headroom.
-            rest_points_per_minute: 800,
-            graphql_points_per_minute: 1_800,
-            max_concurrency_per_token: 8,
-        }
-    }
-}
-
 /// Webhook secrets, newest first; several during rotation.
 #[derive(Clone, Default)]
 pub struct WebhookSettings {
@@ -153,8 +109,6 @@ pub struct SyncSettings {
     pub retry_base: Duration,
     /// Run the scheduler (serve only; tests turn it off to drive passes themselves).
     pub schedule: bool,
-    /// Installations to prefer when nothing else decides (tests pin one).
-    pub preferred_installation: Option<InstallationId>,
 }
 
 #[derive(Debug, Clone)]
@@ -193,7 +147,7 @@ fn read_key(raw: &RawSettings) -> Result<EncodingKey, ConfigError> {
     };
     let key = EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|_| bad(var, "not an RSA private key in PEM form"))?;
     // Sign once now, so a key that parses but cannot sign stops startup, not the first request.
-    crate::github::sign_test_jwt(&key).map_err(|e| bad(var, format!("cannot sign with this key: {e}")))?;
+    sign_test_jwt(&key).map_err(|e| bad(var, format!("cannot sign with this key: {e}")))?;
     Ok(key)
 }
 
@@ -333,7 +287,6 @@ impl Settings {
                 redeliver_interval,
                 retry_base: Duration::from_secs(60),
                 schedule: true,
-                preferred_installation: None,
             },
             log: LogSettings { filter: raw.ghsync_log.clone().unwrap_or_else(|| "info".into()), json },
         })

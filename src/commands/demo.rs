@@ -11,9 +11,10 @@ use secrecy::SecretString;
 
 use crate::app::App;
 use crate::cli::DemoArgs;
-use crate::config::{GitHubSettings, GovernorSettings, Settings, WebhookSettings};
+use crate::config::{Settings, WebhookSettings};
 use crate::domain::UserStatus;
 use crate::fake_github::{FakeConfig, FakeGitHub, FakeUser, payloads};
+use crate::github::{GitHubSettings, GovernorSettings};
 
 const DEMO_KEY: &str = include_str!("../../fixtures/demo-app-key.pem");
 const DEMO_PUBLIC_KEY: &str = include_str!("../../fixtures/demo-app-key.pub.pem");

@@ -30,13 +30,13 @@ pub async fn migrate(settings: Settings) -> anyhow::Result<()> {
 /// One pass now, or help drain the running one; a summary on stdout.
 pub async fn reconcile(settings: Settings) -> anyhow::Result<()> {
     let metrics = Metrics::new();
-    let (store, syncer) = build_core(&settings, &metrics).await?;
-    let syncer = syncer.expect("reconcile loads GitHub settings");
+    let core = build_core(&settings, &metrics).await?;
+    let passes = core.pass_runner(&settings, &metrics).expect("reconcile loads GitHub settings");
     let shutdown = CancellationToken::new();
     crate::shutdown::watch(shutdown.clone());
     let started = Utc::now();
-    let report = syncer.run_pass("cli", &shutdown).await?;
-    let run = store.run(report.run_id).await?;
+    let report = passes.run_pass("cli", &shutdown).await?;
+    let run = core.store.run(report.run_id).await?;
     let c = &report.counts;
     println!(
         "pass {} {}: {} due, {} fetched, {} changed, {} unchanged, {} failed, {} gone; points spent: core {}, graphql {}; {:.1}s",

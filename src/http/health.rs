@@ -6,11 +6,11 @@ use serde_json::json;
 use std::collections::BTreeMap;
 
 use super::ApiError;
+use super::AppState;
 use super::admin::run_json;
 use super::admin_auth::Admin;
-use crate::app::AppState;
 use crate::domain::UserStatus;
-use crate::store::RateLimitRecord;
+use crate::sync::{next_run_at, rate_limits};
 
 /// Pending deliveries older than this make the service "degraded".
 const STUCK_INBOX_SECONDS: i64 = 300;
@@ -24,20 +24,6 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         Ok(()) => HttpResponse::Ok().json(json!({ "status": "ready" })),
         Err(e) => HttpResponse::ServiceUnavailable().json(json!({ "error": e.to_string() })),
     }
-}
-
-/// What every replica knows (stored), overlaid with what this one knows now.
-pub async fn rate_limits(state: &AppState) -> Result<Vec<RateLimitRecord>, ApiError> {
-    let mut merged: BTreeMap<(i64, String), RateLimitRecord> = BTreeMap::new();
-    for r in state.store.rate_limits().await? {
-        merged.insert((r.installation_id.get(), r.resource.clone()), r);
-    }
-    if let Some(syncer) = &state.syncer {
-        for r in syncer.github.governor().snapshot(Utc::now()) {
-            merged.insert((r.installation_id.get(), r.resource.clone()), r);
-        }
-    }
-    Ok(merged.into_values().collect())
 }
 
 pub async fn admin_health(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -55,7 +41,7 @@ pub async fn admin_health(_: Admin, state: web::Data<AppState>) -> Result<HttpRe
     users.extend(state.store.user_counts().await?);
     let last_run = state.store.runs(1).await?.into_iter().next();
     let running = state.store.running_run().await?;
-    let limits: Vec<_> = rate_limits(&state)
+    let limits: Vec<_> = rate_limits(state.store.as_ref(), state.github.as_ref())
         .await?
         .into_iter()
         .map(|r| {
@@ -80,8 +66,8 @@ pub async fn admin_health(_: Admin, state: web::Data<AppState>) -> Result<HttpRe
         "last_run": last_run.as_ref().map(run_json),
         "running_run_id": running,
         "last_finished_at": last_finished,
-        "pass_paused_until": state.syncer.as_ref().and_then(|s| s.pass_paused_until()),
-        "next_run_at": crate::sync::next_run_at(state.settings.sync.interval, now),
+        "pass_paused_until": state.passes.as_ref().and_then(|p| p.pass_paused_until()),
+        "next_run_at": next_run_at(state.settings.sync.interval, now),
         "inbox": { "pending": inbox.pending, "failed": inbox.failed, "oldest_pending_seconds": oldest },
         "rate_limits": limits,
         "users": users,

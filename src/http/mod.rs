@@ -5,9 +5,11 @@ mod admin_auth;
 mod errors;
 mod health;
 mod metrics;
+mod state;
 mod users;
 
 pub use errors::ApiError;
+pub use state::AppState;
 
 use actix_web::web;
 

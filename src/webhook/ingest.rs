@@ -7,11 +7,26 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use chrono::Utc;
 use futures_util::StreamExt;
+use secrecy::SecretString;
+use std::sync::Arc;
+use tokio::sync::Notify;
 
 use super::signature::{SignatureError, verify};
-use crate::app::AppState;
+use super::writer::Writer;
 use crate::domain::{DeliveryId, EventName};
+use crate::metrics::Metrics;
 use crate::store::{InsertOutcome, NewDelivery, StoreError};
+
+/// What the webhook route needs, registered as its own `web::Data` so the
+/// request path depends on nothing else of the app.
+pub struct Ingest {
+    /// Newest first; several while rotating.
+    pub secrets: Vec<SecretString>,
+    pub writer: Writer,
+    /// Wakes the inbox worker when a delivery is stored.
+    pub inbox_notify: Arc<Notify>,
+    pub metrics: Metrics,
+}
 
 /// GitHub caps payloads at 25 MB and sends nothing larger.
 pub const MAX_BODY_BYTES: usize = 25 * 1024 * 1024;
@@ -81,9 +96,9 @@ fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
 }
 
 /// Everything short of storing: the checks, in the contract's order.
-async fn check(req: &HttpRequest, payload: web::Payload, state: &AppState) -> Result<NewDelivery, IngestError> {
+async fn check(req: &HttpRequest, payload: web::Payload, state: &Ingest) -> Result<NewDelivery, IngestError> {
     let body = read_capped(req, payload).await?;
-    verify(header(req, "x-hub-signature-256"), &body, &state.settings.webhook.secrets)?;
+    verify(header(req, "x-hub-signature-256"), &body, &state.secrets)?;
     let event = EventName::parse(header(req, "x-github-event").unwrap_or(""))
         .map_err(|e| IngestError::BadRequest(e.to_string()))?;
     let id = DeliveryId::parse(header(req, "x-github-delivery").unwrap_or(""))
@@ -108,7 +123,7 @@ async fn check(req: &HttpRequest, payload: web::Payload, state: &AppState) -> Re
 pub async fn receive(
     req: HttpRequest,
     payload: web::Payload,
-    state: web::Data<AppState>,
+    state: web::Data<Ingest>,
 ) -> Result<HttpResponse, IngestError> {
     let delivery = match check(&req, payload, &state).await {
         Ok(delivery) => delivery,
@@ -123,7 +138,7 @@ pub async fn receive(
     span.record("delivery_id", delivery.id.as_str());
     span.record("event", delivery.event.as_str());
     let (id, event) = (delivery.id.clone(), delivery.event.clone());
-    let outcome = state.inbox_writer.submit(delivery).await.map_err(|e| {
+    let outcome = state.writer.submit(delivery).await.map_err(|e| {
         state.metrics.deliveries.with_label_values(&[event.as_str(), "unavailable"]).inc();
         tracing::error!(error.message = %e, "cannot store a webhook delivery");
         IngestError::Unavailable(e)

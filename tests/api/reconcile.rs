@@ -402,8 +402,8 @@ both_backends! {
 
         // Another process on this database (a later `ghsync reconcile`) starts from it.
         let settings = crate::helpers::settings_for(&app.db.url, &app.github, &Options::default());
-        let (_, syncer) = ghsync::app::build_core(&settings, &ghsync::metrics::Metrics::new()).await.unwrap();
-        let known = syncer.expect("GitHub configured").github.governor().snapshot(Utc::now());
+        let core = ghsync::app::build_core(&settings, &ghsync::metrics::Metrics::new()).await.unwrap();
+        let known = core.github.expect("GitHub configured").governor().snapshot(Utc::now());
         let pairs = |v: &[ghsync::store::RateLimitRecord]| {
             v.iter().map(|r| (r.installation_id.get(), r.resource.clone(), r.remaining)).collect::<BTreeSet<_>>()
         };

@@ -16,7 +16,7 @@ use slot::{Bucket, Slot, pacer, secondary_pause};
 #[cfg(test)]
 use slot::{SECONDARY_CAP, WIDEN_AFTER};
 
-use crate::config::GovernorSettings;
+use super::GovernorSettings;
 use crate::domain::InstallationId;
 use crate::store::RateLimitRecord;
 

@@ -12,11 +12,14 @@ use std::future::Future;
 use std::sync::Once;
 use std::time::Duration;
 
-use ghsync::app::{App, AppState};
+use ghsync::app::App;
 use ghsync::cli::RawSettings;
-use ghsync::config::{GitHubSettings, GovernorSettings, Needs, Settings};
+use ghsync::config::{Needs, Settings};
 use ghsync::domain::GitHubUserId;
 use ghsync::fake_github::{FakeConfig, FakeGitHub, FakeUser, payloads};
+use ghsync::github::{GitHubSettings, GovernorSettings};
+use ghsync::http::AppState;
+use ghsync::inbox::RedeliverySweep;
 use ghsync::store::UserRecord;
 
 pub const APP_ID: u64 = 4242;
@@ -59,6 +62,8 @@ pub struct TestApp {
     pub address: String,
     pub state: actix_web::web::Data<AppState>,
     pub github: FakeGitHub,
+    /// The app's own redelivery sweep (its schedule is off in tests).
+    pub redeliveries: RedeliverySweep,
     pub client: reqwest::Client,
     pub db: TestDb,
     handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -118,9 +123,10 @@ pub async fn spawn_app_on(db: TestDb, options: Options) -> TestApp {
     let app = App::build(settings).await.expect("the app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let state = app.state();
+    let redeliveries = app.redeliveries().expect("tests configure GitHub");
     let handle = tokio::spawn(app.run_until_stopped());
     github.set_webhook_target(&format!("{address}/webhooks/github"), SECRET);
-    TestApp { address, state, github, client: reqwest::Client::new(), db, handle: Some(handle) }
+    TestApp { address, state, github, redeliveries, client: reqwest::Client::new(), db, handle: Some(handle) }
 }
 
 /// Opens (and migrates) the test database directly, without an app.
@@ -155,8 +161,8 @@ impl TestApp {
         &self.state.store
     }
 
-    pub fn syncer(&self) -> &ghsync::sync::Syncer {
-        self.state.syncer.as_ref().expect("tests configure GitHub")
+    pub fn passes(&self) -> &ghsync::sync::PassRunner {
+        self.state.passes.as_ref().expect("tests configure GitHub")
     }
 
     /// Adds a user to the fake GitHub with an installation of their own (id = user id).
@@ -222,7 +228,7 @@ impl TestApp {
     }
 
     pub async fn run_pass(&self) -> ghsync::sync::PassReport {
-        self.syncer().run_pass("test", &tokio_util::sync::CancellationToken::new()).await.expect("the pass runs")
+        self.passes().run_pass("test", &tokio_util::sync::CancellationToken::new()).await.expect("the pass runs")
     }
 }
 
