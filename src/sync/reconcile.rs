@@ -2,7 +2,8 @@
 //! checked with GraphQL `nodes` (a few points per hundred) and compared by
 //! content hash; only new, changed or unresolvable users are fetched whole
 //! over REST. The only side effects are the GitHub calls: the caller stores
-//! the outcomes.
+//! the outcomes. The `Reconciler` also does the one-off reads the users API
+//! needs (one user now, a user by login or id).
 
 use chrono::{DateTime, Utc};
 use futures_util::{StreamExt, stream};
