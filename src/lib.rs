@@ -1,3 +1,6 @@
+//! ghsync as a library: one `pub mod` per room. The binary, the tests and
+//! the benchmarks all build on it.
+
 pub mod app;
 pub mod cli;
 pub mod commands;
