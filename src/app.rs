@@ -15,7 +15,7 @@ use crate::http::{ApiError, AppState, routes};
 use crate::inbox::{RedeliverySweep, Worker};
 use crate::metrics::Metrics;
 use crate::store::{self, Store};
-use crate::sync::{PassRunner, Reconciler, Refresher, Scheduler, UserService};
+use crate::sync::{PassRunner, Reconciler, Refresher, Scheduler, StatusService, UserService};
 use crate::webhook::{Ingest, Writer};
 
 /// The store and, when configured, the GitHub facade with what the last
@@ -99,11 +99,11 @@ impl App {
         });
         let state = web::Data::new(AppState {
             users: UserService::new(store.clone(), reconciler, refresh_notify, settings.sync.stale_after),
+            status: StatusService::new(store.clone(), github, passes.clone(), settings.sync.interval),
             store,
             settings: Arc::new(settings),
             metrics,
             passes,
-            github,
             shutdown: CancellationToken::new(),
         });
         let shared = state.clone();

@@ -5,7 +5,6 @@ use actix_web::{HttpResponse, web};
 
 use super::ApiError;
 use super::AppState;
-use crate::sync::rate_limits;
 
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let m = &state.metrics;
@@ -15,7 +14,7 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
     for (status, n) in state.store.user_counts().await? {
         m.users.with_label_values(&[&status]).set(n);
     }
-    for r in rate_limits(state.store.as_ref(), state.github.as_ref()).await? {
+    for r in state.status.rate_limits().await? {
         let labels = [r.installation_id.to_string(), r.resource.clone()];
         let labels = [labels[0].as_str(), labels[1].as_str()];
         m.rate_remaining.with_label_values(&labels).set(r.remaining);

@@ -5,10 +5,9 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
-use crate::github::GitHub;
 use crate::metrics::Metrics;
 use crate::store::Store;
-use crate::sync::{PassRunner, UserService};
+use crate::sync::{PassRunner, StatusService, UserService};
 
 pub struct AppState {
     pub store: Arc<dyn Store>,
@@ -17,8 +16,7 @@ pub struct AppState {
     pub users: UserService,
     /// `None` only when GitHub is not configured (never in `serve`).
     pub passes: Option<PassRunner>,
-    /// For the rate limits this process knows; `None` as above.
-    pub github: Option<GitHub>,
+    pub status: StatusService,
     /// Cancelled at shutdown; passes started over HTTP stop with it.
     pub shutdown: CancellationToken,
 }
