@@ -3,6 +3,10 @@
 //! `GET /users/{login}`, GraphQL `nodes`, primary and secondary rate limits,
 //! injected faults, and signed webhook deliveries with a deliveries API.
 //!
+//! A crate of its own so that production builds leave it out: ghsync takes it
+//! as a dev-dependency, and `ghsync demo` through the default `demo` feature.
+//! Its tests live in ghsync's one test binary (`tests/api/fake_github/`).
+//!
 //! This file holds the public handle (`FakeGitHub`) and its world-editing
 //! methods; each feature lives in its own submodule.
 
@@ -19,18 +23,11 @@ mod server;
 mod state;
 mod user;
 
-#[cfg(test)]
-mod tests;
-#[cfg(test)]
-mod tests_limits;
-#[cfg(test)]
-mod tests_webhooks;
-
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
-use octocrab::jsonwebtoken::DecodingKey;
+use jsonwebtoken::DecodingKey;
 use serde_json::Value;
 
 pub use deliver::sign_webhook;
@@ -39,6 +36,13 @@ pub use manifest::MANIFEST_WEBHOOK_SECRET;
 pub use user::FakeUser;
 
 use state::{Installation, Shared, SharedRef, State, WebhookTarget};
+
+/// The demo App's private key (public, in this repository: never a real App's).
+/// The fake hands it out from the manifest flow; the demo, tests and benchmarks
+/// sign App JWTs with it.
+pub const DEMO_APP_KEY: &str = include_str!("../fixtures/demo-app-key.pem");
+/// Its public half: what `FakeConfig::app_public_key_pem` usually is.
+pub const DEMO_APP_PUBLIC_KEY: &str = include_str!("../fixtures/demo-app-key.pub.pem");
 
 /// What the fake needs to know about the App it impersonates GitHub for.
 #[derive(Clone, Debug)]

@@ -9,9 +9,9 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{App, HttpResponse, HttpServer, web};
 use serde_json::{Value, json};
 
-use super::faults::BucketView;
-use super::state::SharedRef;
-use super::{app_routes, graphql, hooks, manifest, rest};
+use crate::faults::BucketView;
+use crate::state::SharedRef;
+use crate::{app_routes, graphql, hooks, manifest, rest};
 
 /// Build the server on an already-bound listener. The caller spawns the
 /// returned future on its runtime; `disable_signals` because a test process

@@ -5,11 +5,9 @@
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
-use super::server::{json_resp, message};
-use super::state::SharedRef;
+use crate::server::{json_resp, message};
+use crate::state::SharedRef;
 
-/// The demo App's private key: what the fake hands out as the new App's `pem`.
-const DEMO_KEY: &str = include_str!("../../fixtures/demo-app-key.pem");
 pub const MANIFEST_WEBHOOK_SECRET: &str = "fake-manifest-webhook-secret";
 
 pub async fn convert(shared: web::Data<SharedRef>, code: web::Path<String>) -> HttpResponse {
@@ -28,7 +26,7 @@ pub async fn convert(shared: web::Data<SharedRef>, code: web::Path<String>) -> H
             "client_id": "Iv1.fakeclientid",
             "client_secret": "fake-client-secret",
             "webhook_secret": MANIFEST_WEBHOOK_SECRET,
-            "pem": DEMO_KEY,
+            "pem": crate::DEMO_APP_KEY,
         }),
     )
 }

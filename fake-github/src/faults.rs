@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-use super::state::State;
+use crate::state::State;
 
 /// Knobs tests turn to make the fake misbehave. All can change at any time;
 /// each request reads the current values.
