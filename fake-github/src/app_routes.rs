@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::auth::app_gate;
 use crate::payloads::{APP_SLUG, InstallationView, installation_json};
-use crate::server::{json_resp, message, set_header};
+use crate::respond::{json_resp, message, set_header};
 use crate::state::{Installation, SharedRef, State, TokenRec};
 use crate::user::{FakeUser, base64, simple_user, ts};
 

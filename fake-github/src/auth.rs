@@ -10,8 +10,9 @@ use chrono::Utc;
 use jsonwebtoken::{Algorithm, Validation, decode};
 use serde_json::Value;
 
-use crate::faults::{Admit, Resource};
-use crate::server::{bad_credentials, message, rate_headers, secondary_limited, server_error};
+use crate::faults::Resource;
+use crate::limits::Admit;
+use crate::respond::{bad_credentials, message, rate_headers, secondary_limited, server_error};
 use crate::state::SharedRef;
 
 const JWT_UNDECODABLE: &str = "A JSON web token could not be decoded";

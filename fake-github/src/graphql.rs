@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::auth::{TokenCtx, token_gate};
 use crate::faults::{BucketView, Charge, Resource};
-use crate::server::{json_resp, message, rate_headers};
+use crate::respond::{json_resp, message, rate_headers};
 use crate::user::{graphql_user, ts};
 
 use crate::state::{SharedRef, State};

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::app_routes::paging;
 use crate::auth::app_gate;
 use crate::deliver::{Attempt, send};
-use crate::server::{json_resp, message, set_header};
+use crate::respond::{json_resp, message, set_header};
 use crate::state::{DeliveryRecord, SharedRef};
 use crate::user::ts;
 

@@ -16,8 +16,10 @@ mod deliver;
 mod faults;
 mod graphql;
 mod hooks;
+mod limits;
 mod manifest;
 pub mod payloads;
+mod respond;
 mod rest;
 mod server;
 mod state;
@@ -32,17 +34,10 @@ use serde_json::Value;
 
 pub use deliver::sign_webhook;
 pub use faults::{FakeStats, Faults};
-pub use manifest::MANIFEST_WEBHOOK_SECRET;
+pub use manifest::{DEMO_APP_KEY, DEMO_APP_PUBLIC_KEY, MANIFEST_WEBHOOK_SECRET};
 pub use user::FakeUser;
 
 use state::{Installation, Shared, SharedRef, State, WebhookTarget};
-
-/// The demo App's private key (public, in this repository: never a real App's).
-/// The fake hands it out from the manifest flow; the demo, tests and benchmarks
-/// sign App JWTs with it.
-pub const DEMO_APP_KEY: &str = include_str!("../fixtures/demo-app-key.pem");
-/// Its public half: what `FakeConfig::app_public_key_pem` usually is.
-pub const DEMO_APP_PUBLIC_KEY: &str = include_str!("../fixtures/demo-app-key.pub.pem");
 
 /// What the fake needs to know about the App it impersonates GitHub for.
 #[derive(Clone, Debug)]

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use crate::auth::{TokenCtx, token_gate};
 use crate::faults::{BucketView, Charge, Resource};
-use crate::server::{json_body, json_resp, rate_headers, rest_rate_limited, set_header};
+use crate::respond::{json_body, json_resp, rate_headers, rest_rate_limited, set_header};
 use crate::state::{SharedRef, State};
 use crate::user::{FakeUser, rest_user};
 
