@@ -9,5 +9,5 @@ mod writer;
 
 pub use event::{Event, EventError, InstallationAction, parse_event};
 pub use ingest::{Ingest, MAX_BODY_BYTES, receive};
-pub use signature::{SignatureError, sign, verify};
+pub use signature::{SignatureError, verify};
 pub use writer::Writer;

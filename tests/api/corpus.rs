@@ -8,8 +8,8 @@ use serde_json::Value;
 
 use crate::both_backends;
 use crate::helpers::{TestApp, spawn_app};
+use fake_github::FakeUser;
 use ghsync::domain::DeliveryId;
-use ghsync::fake_github::FakeUser;
 use ghsync::store::DeliveryState;
 
 const CODERTOCAT_ID: i64 = 21031067;

@@ -8,8 +8,8 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use fake_github::{FakeUser, Faults};
 use ghsync::domain::{GitHubUserId, InstallationId, InstallationState, Login, NodeId};
-use ghsync::fake_github::{FakeUser, Faults};
 use ghsync::store::{Account, InstallationRecord, RunRecord, RunStart, UserRecord};
 
 use crate::both_backends;

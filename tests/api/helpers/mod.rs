@@ -12,11 +12,11 @@ use std::future::Future;
 use std::sync::Once;
 use std::time::Duration;
 
+use fake_github::{DEMO_APP_KEY, DEMO_APP_PUBLIC_KEY, FakeConfig, FakeGitHub, FakeUser, payloads};
 use ghsync::app::App;
 use ghsync::cli::RawSettings;
 use ghsync::config::{Needs, Settings};
 use ghsync::domain::GitHubUserId;
-use ghsync::fake_github::{FakeConfig, FakeGitHub, FakeUser, payloads};
 use ghsync::github::{GitHubSettings, GovernorSettings};
 use ghsync::http::AppState;
 use ghsync::inbox::RedeliverySweep;
@@ -25,9 +25,8 @@ use ghsync::store::UserRecord;
 pub const APP_ID: u64 = 4242;
 pub const SECRET: &str = "test-webhook-secret";
 pub const ADMIN_TOKEN: &str = "test-admin-token";
-pub const DEMO_KEY: &str = include_str!("../../../fixtures/demo-app-key.pem");
-pub const DEMO_PUBLIC_KEY: &str = include_str!("../../../fixtures/demo-app-key.pub.pem");
-pub const WRONG_KEY: &str = include_str!("../../../fixtures/wrong-app-key.pem");
+/// A second key, not the App's: JWTs signed with it must be refused.
+pub const WRONG_KEY: &str = include_str!("../../fixtures/wrong-app-key.pem");
 
 /// Emits one `#[tokio::test]` per backend; the PostgreSQL one says why it
 /// skipped when `TEST_DATABASE_URL` is not set.
@@ -79,7 +78,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self { key: DEMO_KEY, admin_token: Some(ADMIN_TOKEN), secrets: vec![SECRET], edit: Box::new(|_| {}) }
+        Self { key: DEMO_APP_KEY, admin_token: Some(ADMIN_TOKEN), secrets: vec![SECRET], edit: Box::new(|_| {}) }
     }
 }
 
@@ -117,7 +116,7 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
 pub async fn spawn_app_on(db: TestDb, options: Options) -> TestApp {
     init_tracing();
     let github =
-        FakeGitHub::start(FakeConfig { app_id: APP_ID, app_public_key_pem: DEMO_PUBLIC_KEY.into() }).await.unwrap();
+        FakeGitHub::start(FakeConfig { app_id: APP_ID, app_public_key_pem: DEMO_APP_PUBLIC_KEY.into() }).await.unwrap();
     let mut settings = settings_for(&db.url, &github, &options);
     (options.edit)(&mut settings);
     let app = App::build(settings).await.expect("the app builds");
