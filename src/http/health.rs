@@ -9,8 +9,7 @@ use super::ApiError;
 use super::admin::run_json;
 use super::admin_auth::Admin;
 use crate::app::AppState;
-use crate::domain::UserStatus;
-use crate::store::RateLimitRecord;
+use crate::domain::{RateLimitRecord, Resource, UserStatus};
 
 /// Pending deliveries older than this make the service "degraded".
 const STUCK_INBOX_SECONDS: i64 = 300;
@@ -28,13 +27,13 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 
 /// What every replica knows (stored), overlaid with what this one knows now.
 pub async fn rate_limits(state: &AppState) -> Result<Vec<RateLimitRecord>, ApiError> {
-    let mut merged: BTreeMap<(i64, String), RateLimitRecord> = BTreeMap::new();
+    let mut merged: BTreeMap<(i64, Resource), RateLimitRecord> = BTreeMap::new();
     for r in state.store.rate_limits().await? {
-        merged.insert((r.installation_id.get(), r.resource.clone()), r);
+        merged.insert((r.installation_id.get(), r.resource), r);
     }
     if let Some(syncer) = &state.syncer {
         for r in syncer.github.governor().snapshot(Utc::now()) {
-            merged.insert((r.installation_id.get(), r.resource.clone()), r);
+            merged.insert((r.installation_id.get(), r.resource), r);
         }
     }
     Ok(merged.into_values().collect())

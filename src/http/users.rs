@@ -7,8 +7,9 @@ use serde::Deserialize;
 use super::ApiError;
 use super::admin_auth::Admin;
 use crate::app::AppState;
-use crate::domain::{GitHubUserId, Login, ProfileHash, UserStatus};
-use crate::store::{Account, DueUser, UserOutcome, UserRecord};
+use crate::domain::{
+    Account, AccountKind, DueUser, GitHubUserId, Login, ProfileHash, UserOutcome, UserRecord, UserStatus,
+};
 use crate::sync::Syncer;
 
 fn parse_id(raw: &str) -> Result<GitHubUserId, ApiError> {
@@ -83,7 +84,7 @@ pub async fn track(
         login: profile.login.clone(),
         node_id: profile.node_id.clone(),
         avatar_url: Some(profile.key.avatar_url.clone()),
-        kind: "User".into(),
+        kind: AccountKind::User,
         installation_id: None,
     };
     let created = state.store.track_user(&account, now).await?;
@@ -114,7 +115,7 @@ pub async fn sync_now(_: Admin, state: web::Data<AppState>, path: web::Path<Stri
         github_id: user.github_id,
         node_id: None,
         login: user.login.clone(),
-        installation_id: user.installation_id.and_then(|i| crate::domain::InstallationId::new(i).ok()),
+        installation_id: user.installation_id,
         profile_hash: None::<ProfileHash>,
         observed_hash: None,
         failures: user.failures,

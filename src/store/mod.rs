@@ -6,7 +6,6 @@
 mod postgres;
 mod sql;
 mod sqlite;
-mod types;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -14,12 +13,13 @@ use std::sync::Arc;
 
 use crate::config::DatabaseSettings;
 use crate::domain::{
-    DeliveryId, GitHubUserId, InstallationId, InstallationState, Login, ProfileHash, RestProfile, RunId,
+    Account, ClaimedDelivery, DeliveryId, DeliveryRecord, DeliveryState, DueKind, DueUser, GitHubUserId, InboxStats,
+    InsertOutcome, InstallationId, InstallationRecord, InstallationState, Login, NewDelivery, RateLimitRecord,
+    RunCounts, RunId, RunRecord, RunStart, Settlement, UserOutcome, UserRecord,
 };
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
-pub use types::*;
 
 /// What can go wrong in storage, as callers need to tell it apart.
 #[derive(Debug, thiserror::Error)]
@@ -201,33 +201,4 @@ pub trait RunStore: Send + Sync {
     async fn runs(&self, limit: i64) -> StoreResult<Vec<RunRecord>>;
     async fn run(&self, id: RunId) -> StoreResult<Option<RunRecord>>;
     async fn last_finished_run(&self) -> StoreResult<Option<RunRecord>>;
-}
-
-/// Which due users a claim takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DueKind {
-    Marked,
-    All,
-}
-
-/// What one fetch found for one user (KUBE's `Action`, stored).
-#[derive(Debug, Clone)]
-pub enum UserOutcome {
-    /// Fetched whole over REST (new, changed, or checked over REST): stored whole.
-    /// `changed` says whether the key fields differ from what we had.
-    Fetched {
-        profile: Box<RestProfile>,
-        hash: ProfileHash,
-        observed: Option<ProfileHash>,
-        next_sync_at: DateTime<Utc>,
-        changed: bool,
-    },
-    /// GraphQL saw the same key fields as before.
-    Unchanged { id: GitHubUserId, observed: ProfileHash, next_sync_at: DateTime<Utc> },
-    /// GitHub answered 404.
-    Gone { id: GitHubUserId },
-    /// Could not be fetched; try again at `retry_at` (the failure count grows).
-    Failed { id: GitHubUserId, error: String, retry_at: DateTime<Utc> },
-    /// Not attempted (rate limits said wait): back in the queue as it was.
-    Released { id: GitHubUserId },
 }

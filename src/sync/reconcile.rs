@@ -9,9 +9,8 @@ use futures_util::{StreamExt, stream};
 
 use super::backoff::failure_retry_at;
 use super::pass::Syncer;
-use crate::domain::{NodeId, ProfileHash};
-use crate::github::{GitHubError, MAX_NODES, Meter, Priority, Resource};
-use crate::store::{DueUser, UserOutcome};
+use crate::domain::{DueUser, NodeId, ProfileHash, Resource, UserOutcome};
+use crate::github::{GitHubError, MAX_NODES, Meter, Priority};
 
 /// REST fetches in flight at once per batch (the governor caps each token further).
 const REST_CONCURRENCY: usize = 16;

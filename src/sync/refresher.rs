@@ -8,9 +8,8 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::pass::Syncer;
-use crate::domain::{GitHubUserId, Login, RestProfile};
-use crate::github::{GitHubError, Meter, Priority, Resource};
-use crate::store::{DueKind, DueUser, UserOutcome};
+use crate::domain::{DueKind, DueUser, GitHubUserId, Login, Resource, RestProfile, UserOutcome};
+use crate::github::{GitHubError, Meter, Priority};
 
 const CLAIM: usize = 16;
 const LEASE: chrono::Duration = chrono::Duration::minutes(2);

@@ -10,8 +10,8 @@ use futures_util::StreamExt;
 
 use super::signature::{SignatureError, verify};
 use crate::app::AppState;
-use crate::domain::{DeliveryId, EventName};
-use crate::store::{InsertOutcome, NewDelivery, StoreError};
+use crate::domain::{DeliveryId, EventName, InsertOutcome, NewDelivery};
+use crate::store::StoreError;
 
 /// GitHub caps payloads at 25 MB and sends nothing larger.
 pub const MAX_BODY_BYTES: usize = 25 * 1024 * 1024;

@@ -16,9 +16,8 @@ use secrecy::SecretString;
 use crate::both_backends;
 use crate::helpers::{ADMIN_TOKEN, APP_ID, DEMO_PUBLIC_KEY, SECRET, TestDb, eventually};
 use ghsync::config::DatabaseSettings;
-use ghsync::domain::DeliveryId;
+use ghsync::domain::{DeliveryId, DeliveryState};
 use ghsync::fake_github::{FakeConfig, FakeGitHub, FakeUser, payloads};
-use ghsync::store::DeliveryState;
 use ghsync::webhook::sign;
 
 const DELIVERIES: usize = 400;

@@ -9,9 +9,8 @@ use std::time::Duration;
 
 use crate::both_backends;
 use crate::helpers::{SECRET, TestApp, eventually, spawn_app};
-use ghsync::domain::{DeliveryId, UserStatus};
+use ghsync::domain::{DeliveryId, DeliveryState, UserStatus};
 use ghsync::fake_github::{FakeUser, payloads};
-use ghsync::store::DeliveryState;
 use ghsync::webhook::sign;
 
 /// Installs the App for user `id` and waits for the first profile fetch.

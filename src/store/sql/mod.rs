@@ -43,15 +43,13 @@ macro_rules! portable_store {
         use sqlx::types::Json;
 
         use crate::domain::{
-            DeliveryId, EventName, GitHubUserId, InstallationId, InstallationState, Login, NodeId, ProfileHash,
-            RestProfile, RunId, UserStatus,
-        };
-        use crate::store::{
-            Account, ClaimedDelivery, DeliveryRecord, DeliveryState, DueKind, DueUser, InboxStats, InsertOutcome,
-            InstallationRecord, NewDelivery, RateLimitRecord, RunCounts, RunRecord, RunStart, Settlement, StoreError,
-            StoreResult, UserOutcome, UserRecord,
+            Account, ClaimedDelivery, DeliveryId, DeliveryRecord, DeliveryState, DueKind, DueUser, EventName,
+            GitHubUserId, InboxStats, InsertOutcome, InstallationId, InstallationRecord, InstallationState, Login,
+            NewDelivery, NodeId, ProfileHash, RateLimitRecord, Resource, RestProfile, RunCounts, RunId, RunRecord,
+            RunStart, Settlement, UserOutcome, UserRecord, UserStatus,
         };
         use crate::store::{InboxStore, InstallationStore, RunStore, SyncStore, UserStore};
+        use crate::store::{StoreError, StoreResult};
 
         type Row = <$db as sqlx::Database>::Row;
 
@@ -59,13 +57,25 @@ macro_rules! portable_store {
             StoreError::Other(anyhow::anyhow!("stored {what} is invalid: {e}"))
         }
 
+        fn node_id_from(stored: Option<String>) -> Option<NodeId> {
+            stored.and_then(|n| NodeId::parse(n).ok())
+        }
+
+        fn installation_from(stored: Option<i64>) -> Option<InstallationId> {
+            stored.and_then(|i| InstallationId::new(i).ok())
+        }
+
+        fn login_from(stored: String) -> StoreResult<Login> {
+            Login::from_github(&stored).map_err(|e| corrupt("login", e))
+        }
+
         fn user_from_row(row: &Row) -> StoreResult<UserRecord> {
             let status: String = row.try_get("status")?;
             let profile: Option<Json<serde_json::Value>> = row.try_get("github_profile")?;
             Ok(UserRecord {
                 github_id: GitHubUserId::new(row.try_get("github_id")?).map_err(|e| corrupt("github_id", e))?,
-                node_id: row.try_get("node_id")?,
-                login: row.try_get("login")?,
+                node_id: node_id_from(row.try_get("node_id")?),
+                login: login_from(row.try_get("login")?)?,
                 name: row.try_get("name")?,
                 avatar_url: row.try_get("avatar_url")?,
                 bio: row.try_get("bio")?,
@@ -82,7 +92,7 @@ macro_rules! portable_store {
                 github_updated_at: row.try_get("github_updated_at")?,
                 status: status.parse().map_err(|e: String| corrupt("status", e))?,
                 sync_enabled: row.try_get("sync_enabled")?,
-                installation_id: row.try_get("installation_id")?,
+                installation_id: installation_from(row.try_get("installation_id")?),
                 last_synced_at: row.try_get("last_synced_at")?,
                 github_profile: profile.map(|Json(v)| v),
                 next_sync_at: row.try_get("next_sync_at")?,
@@ -92,13 +102,11 @@ macro_rules! portable_store {
         }
 
         fn due_user_from_row(row: &Row) -> StoreResult<DueUser> {
-            let installation: Option<i64> = row.try_get("installation_id")?;
-            let node_id: Option<String> = row.try_get("node_id")?;
             Ok(DueUser {
                 github_id: GitHubUserId::new(row.try_get("github_id")?).map_err(|e| corrupt("github_id", e))?,
-                node_id: node_id.and_then(|n| NodeId::parse(n).ok()),
-                login: row.try_get("login")?,
-                installation_id: installation.and_then(|i| InstallationId::new(i).ok()),
+                node_id: node_id_from(row.try_get("node_id")?),
+                login: login_from(row.try_get("login")?)?,
+                installation_id: installation_from(row.try_get("installation_id")?),
                 profile_hash: row.try_get::<Option<String>, _>("profile_hash")?.map(ProfileHash::from_stored),
                 observed_hash: row.try_get::<Option<String>, _>("observed_hash")?.map(ProfileHash::from_stored),
                 failures: row.try_get("failures")?,

@@ -175,7 +175,7 @@ macro_rules! sync_sql {
                      paused_until = excluded.paused_until, updated_at = excluded.updated_at",
                 )
                 .bind(r.installation_id.get())
-                .bind(&r.resource)
+                .bind(r.resource.as_str())
                 .bind(r.limit)
                 .bind(r.remaining)
                 .bind(r.reset_at)
@@ -193,12 +193,15 @@ macro_rules! sync_sql {
                 )
                 .fetch_all(&self.pool)
                 .await?;
+                // A resource this version does not know (written by a newer one) is skipped, not an error.
                 rows.iter()
+                    .filter(|row| row.try_get::<String, _>("resource").is_ok_and(|r| Resource::parse(&r).is_some()))
                     .map(|row| {
                         Ok(RateLimitRecord {
                             installation_id: InstallationId::new(row.try_get("installation_id")?)
                                 .map_err(|e| corrupt("installation id", e))?,
-                            resource: row.try_get("resource")?,
+                            resource: Resource::parse(&row.try_get::<String, _>("resource")?)
+                                .ok_or_else(|| corrupt("resource", "unknown"))?,
                             limit: row.try_get("limit")?,
                             remaining: row.try_get("remaining")?,
                             reset_at: row.try_get("reset_at")?,

@@ -15,9 +15,8 @@ use std::time::Duration;
 use ghsync::app::{App, AppState};
 use ghsync::cli::RawSettings;
 use ghsync::config::{GitHubSettings, GovernorSettings, Needs, Settings};
-use ghsync::domain::GitHubUserId;
+use ghsync::domain::{GitHubUserId, UserRecord};
 use ghsync::fake_github::{FakeConfig, FakeGitHub, FakeUser, payloads};
-use ghsync::store::UserRecord;
 
 pub const APP_ID: u64 = 4242;
 pub const SECRET: &str = "test-webhook-secret";
