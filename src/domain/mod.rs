@@ -22,5 +22,5 @@ pub use login::{Login, LoginError};
 pub use profile::{KeyFields, ProfileHash, RestProfile};
 pub use rate_limit::{RateLimitRecord, Resource};
 pub use run::{RunCounts, RunRecord, RunStart};
-pub use status::{InstallationState, UserStatus};
+pub use status::{InstallationState, Standing, Transition, UserEvent, UserStatus};
 pub use user::{DueKind, DueUser, UserOutcome, UserRecord};

@@ -32,39 +32,16 @@ macro_rules! installations_sql {
                 .execute(&mut **tx)
                 .await?;
                 if let Some(account) = account.filter(|a| a.is_user()) {
-                    let current: Option<String> = sqlx::query_scalar("SELECT status FROM users WHERE github_id = $1")
-                        .bind(account.id.get())
-                        .fetch_optional(&mut **tx)
-                        .await?;
-                    let current: Option<UserStatus> =
-                        current.map(|s| s.parse()).transpose().map_err(|e: String| corrupt("status", e))?;
-                    let status = match inst.state {
-                        // Re-listing an installation we already had active is no news: a user GitHub
-                        // answered 404 for (`gone`) or who revoked us stays so until a real (re)install.
-                        InstallationState::Active if !newly_active => current.unwrap_or(UserStatus::Active),
-                        InstallationState::Active => current.map_or(UserStatus::Active, UserStatus::on_installed),
-                        InstallationState::Suspended => current.unwrap_or(UserStatus::Active).on_suspended(),
-                        InstallationState::Uninstalled => current.unwrap_or(UserStatus::Active).on_uninstalled(),
+                    let event = UserEvent::InstallationSeen { state: inst.state, was_active: !newly_active };
+                    let Transition::To { status, due, forget_erasure: forget } =
+                        event.decide(standing_of(tx, account.id).await?)
+                    else {
+                        return Ok(false);
                     };
-                    if current.is_none() {
-                        // A disconnected user comes back with a new installation, not with a re-listing.
-                        if newly_active {
-                            sqlx::query("DELETE FROM erased_users WHERE github_id = $1")
-                                .bind(account.id.get())
-                                .execute(&mut **tx)
-                                .await?;
-                        } else {
-                            let erased: Option<i64> = sqlx::query_scalar("SELECT github_id FROM erased_users WHERE github_id = $1")
-                                .bind(account.id.get())
-                                .fetch_optional(&mut **tx)
-                                .await?;
-                            if erased.is_some() {
-                                return Ok(false);
-                            }
-                        }
+                    if forget {
+                        forget_erasure(tx, account.id).await?;
                     }
-                    // Due now only when this is news; a pass re-listing a known installation changes nothing.
-                    let due = (newly_active || current.is_none()).then_some(now);
+                    let due = due.then_some(now);
                     sqlx::query(
                         "INSERT INTO users (github_id, node_id, login, avatar_url, status, sync_enabled, installation_id, \
                          due_at, next_sync_at, created_at, updated_at) \
@@ -90,12 +67,11 @@ macro_rules! installations_sql {
                 Ok(newly_active)
             }
 
-            /// Moves every user of an installation to the status `rule` gives.
+            /// Moves every user of an installation to where its new `state` puts them.
             async fn move_users_of(
                 tx: &mut sqlx::Transaction<'static, $db>,
                 installation: InstallationId,
-                rule: fn(UserStatus) -> UserStatus,
-                make_due: bool,
+                state: InstallationState,
                 now: DateTime<Utc>,
             ) -> StoreResult<()> {
                 let rows = sqlx::query("SELECT github_id, status FROM users WHERE installation_id = $1")
@@ -106,8 +82,12 @@ macro_rules! installations_sql {
                     let id: i64 = row.try_get("github_id")?;
                     let status: String = row.try_get("status")?;
                     let current: UserStatus = status.parse().map_err(|e: String| corrupt("status", e))?;
-                    let next = rule(current);
-                    let due = if make_due && next == UserStatus::Active { Some(now) } else { None };
+                    let Transition::To { status: next, due, .. } =
+                        UserEvent::InstallationChanged(state).decide(Standing::Tracked(current))
+                    else {
+                        continue;
+                    };
+                    let due = due.then_some(now);
                     sqlx::query(
                         "UPDATE users SET status = $2, updated_at = $3, \
                          due_at = COALESCE($4, due_at), next_sync_at = COALESCE($4, next_sync_at) \
@@ -158,12 +138,7 @@ macro_rules! installations_sql {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-                let (rule, due): (fn(UserStatus) -> UserStatus, bool) = match state {
-                    InstallationState::Active => (UserStatus::on_installed, true),
-                    InstallationState::Suspended => (UserStatus::on_suspended, false),
-                    InstallationState::Uninstalled => (UserStatus::on_uninstalled, false),
-                };
-                Self::move_users_of(&mut tx, id, rule, due, now).await?;
+                Self::move_users_of(&mut tx, id, state, now).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -188,7 +163,7 @@ macro_rules! installations_sql {
                 .await?;
                 for id in &ids {
                     let id = InstallationId::new(*id).map_err(|e| corrupt("installation id", e))?;
-                    Self::move_users_of(&mut tx, id, UserStatus::on_uninstalled, false, now).await?;
+                    Self::move_users_of(&mut tx, id, InstallationState::Uninstalled, now).await?;
                 }
                 tx.commit().await?;
                 Ok(ids.len() as u64)

@@ -46,7 +46,7 @@ macro_rules! portable_store {
             Account, ClaimedDelivery, DeliveryId, DeliveryRecord, DeliveryState, DueKind, DueUser, EventName,
             GitHubUserId, InboxStats, InsertOutcome, InstallationId, InstallationRecord, InstallationState, Login,
             NewDelivery, NodeId, ProfileHash, RateLimitRecord, Resource, RestProfile, RunCounts, RunId, RunRecord,
-            RunStart, Settlement, UserOutcome, UserRecord, UserStatus,
+            RunStart, Settlement, Standing, Transition, UserEvent, UserOutcome, UserRecord, UserStatus,
         };
         use crate::store::{InboxStore, InstallationStore, RunStore, SyncStore, UserStore};
         use crate::store::{StoreError, StoreResult};
@@ -67,6 +67,27 @@ macro_rules! portable_store {
 
         fn login_from(stored: String) -> StoreResult<Login> {
             Login::from_github(&stored).map_err(|e| corrupt("login", e))
+        }
+
+        /// What we hold for a user: a row with a status, a tombstone, or nothing.
+        async fn standing_of(tx: &mut sqlx::Transaction<'static, $db>, id: GitHubUserId) -> StoreResult<Standing> {
+            let status: Option<String> = sqlx::query_scalar("SELECT status FROM users WHERE github_id = $1")
+                .bind(id.get())
+                .fetch_optional(&mut **tx)
+                .await?;
+            if let Some(status) = status {
+                return Ok(Standing::Tracked(status.parse().map_err(|e: String| corrupt("status", e))?));
+            }
+            let erased: Option<i64> = sqlx::query_scalar("SELECT github_id FROM erased_users WHERE github_id = $1")
+                .bind(id.get())
+                .fetch_optional(&mut **tx)
+                .await?;
+            Ok(if erased.is_some() { Standing::Erased } else { Standing::Untracked })
+        }
+
+        async fn forget_erasure(tx: &mut sqlx::Transaction<'static, $db>, id: GitHubUserId) -> StoreResult<()> {
+            sqlx::query("DELETE FROM erased_users WHERE github_id = $1").bind(id.get()).execute(&mut **tx).await?;
+            Ok(())
         }
 
         fn user_from_row(row: &Row) -> StoreResult<UserRecord> {

@@ -132,12 +132,16 @@ macro_rules! sync_sql {
                             .await?;
                         }
                         UserOutcome::Gone { id } => {
+                            let Transition::To { status, .. } = UserEvent::NotFound.decide(standing_of(&mut tx, *id).await?)
+                            else {
+                                continue;
+                            };
                             sqlx::query(
-                                "UPDATE users SET status = CASE WHEN status = 'opted_out' THEN status ELSE 'gone' END, \
-                                 due_at = NULL, claimed_until = NULL, last_synced_at = $2, updated_at = $2 \
-                                 WHERE github_id = $1",
+                                "UPDATE users SET status = $2, due_at = NULL, claimed_until = NULL, last_synced_at = $3, \
+                                 updated_at = $3 WHERE github_id = $1",
                             )
                             .bind(id.get())
+                            .bind(status.as_str())
                             .bind(now)
                             .execute(&mut *tx)
                             .await?;

@@ -25,20 +25,31 @@ macro_rules! users_sql {
             }
 
             async fn track_user(&self, account: &Account, now: DateTime<Utc>) -> StoreResult<bool> {
-                sqlx::query("DELETE FROM erased_users WHERE github_id = $1").bind(account.id.get()).execute(&self.writer).await?;
+                let mut tx = self.writer.begin_with($begin).await?;
+                let Transition::To { status, forget_erasure: forget, .. } =
+                    UserEvent::Linked.decide(standing_of(&mut tx, account.id).await?)
+                else {
+                    return Ok(false);
+                };
+                if forget {
+                    forget_erasure(&mut tx, account.id).await?;
+                }
+                // A linked user is due at once: `due_at` and `next_sync_at` are `now`.
                 let done = sqlx::query(
                     "INSERT INTO users (github_id, node_id, login, avatar_url, status, sync_enabled, installation_id, \
                      due_at, next_sync_at, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, 'active', TRUE, $5, $6, $6, $6, $6) ON CONFLICT (github_id) DO NOTHING",
+                     VALUES ($1, $2, $3, $4, $5, TRUE, $6, $7, $7, $7, $7) ON CONFLICT (github_id) DO NOTHING",
                 )
                 .bind(account.id.get())
                 .bind(account.node_id.as_ref().map(|n| n.as_str()))
                 .bind(account.login.as_str())
                 .bind(account.avatar_url.as_deref())
+                .bind(status.as_str())
                 .bind(account.installation_id.map(|i| i.get()))
                 .bind(now)
-                .execute(&self.writer)
+                .execute(&mut *tx)
                 .await?;
+                tx.commit().await?;
                 Ok(done.rows_affected() == 1)
             }
 
@@ -54,15 +65,10 @@ macro_rules! users_sql {
 
             async fn revoke_user(&self, id: GitHubUserId, now: DateTime<Utc>) -> StoreResult<()> {
                 let mut tx = self.writer.begin_with($begin).await?;
-                let current: Option<String> = sqlx::query_scalar("SELECT status FROM users WHERE github_id = $1")
-                    .bind(id.get())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if let Some(current) = current {
-                    let current: UserStatus = current.parse().map_err(|e: String| corrupt("status", e))?;
+                if let Transition::To { status, .. } = UserEvent::Revoked.decide(standing_of(&mut tx, id).await?) {
                     sqlx::query("UPDATE users SET status = $2, due_at = NULL, updated_at = $3 WHERE github_id = $1")
                         .bind(id.get())
-                        .bind(current.on_revoked().as_str())
+                        .bind(status.as_str())
                         .bind(now)
                         .execute(&mut *tx)
                         .await?;
@@ -112,23 +118,31 @@ macro_rules! users_sql {
 
             async fn set_sync_enabled(&self, id: GitHubUserId, enabled: bool, now: DateTime<Utc>) -> StoreResult<bool> {
                 let mut tx = self.writer.begin_with($begin).await?;
-                let installation: Option<Option<String>> = sqlx::query_scalar(
-                    "SELECT i.state FROM users u LEFT JOIN installations i ON i.id = u.installation_id \
+                let row = sqlx::query(
+                    "SELECT u.status, i.state FROM users u LEFT JOIN installations i ON i.id = u.installation_id \
                      WHERE u.github_id = $1",
                 )
                 .bind(id.get())
                 .fetch_optional(&mut *tx)
                 .await?;
-                let Some(installation) = installation else { return Ok(false) };
-                let status = if enabled {
-                    let state: Option<InstallationState> =
-                        installation.map(|s| s.parse()).transpose().map_err(|e: String| corrupt("state", e))?;
-                    UserStatus::on_opted_in(state)
+                let Some(row) = row else { return Ok(false) };
+                let current: UserStatus =
+                    row.try_get::<String, _>("status")?.parse().map_err(|e: String| corrupt("status", e))?;
+                let event = if enabled {
+                    let state: Option<InstallationState> = row
+                        .try_get::<Option<String>, _>("state")?
+                        .map(|s| s.parse())
+                        .transpose()
+                        .map_err(|e: String| corrupt("state", e))?;
+                    UserEvent::OptedIn(state)
                 } else {
-                    UserStatus::OptedOut
+                    UserEvent::OptedOut
+                };
+                let Transition::To { status, due, .. } = event.decide(Standing::Tracked(current)) else {
+                    return Ok(false);
                 };
                 // Opting back in makes the user due now, so the profile catches up at once.
-                let due = (enabled && status == UserStatus::Active).then_some(now);
+                let due = due.then_some(now);
                 sqlx::query(
                     "UPDATE users SET sync_enabled = $2, status = $3, updated_at = $4, \
                      due_at = $5, next_sync_at = COALESCE($5, next_sync_at) WHERE github_id = $1",
