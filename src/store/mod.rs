@@ -1,4 +1,5 @@
-//! Storage: one trait named after what ghsync does, one module per database.
+//! Storage: one trait named after what ghsync does, one generic store over a
+//! small `Backend` trait, one file per database.
 //! Both backends share their SQL (`sql/`: sqlx maps `$n` placeholders on SQLite too);
 //! what differs — connection set-up, migrations, `SKIP LOCKED` — stays in the
 //! backend's own file.
