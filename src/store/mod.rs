@@ -1,8 +1,9 @@
-//! Storage: one trait named after what ghsync does, one generic store over a
-//! small `Backend` trait, one file per database.
-//! Both backends share their SQL (`sql/`: sqlx maps `$n` placeholders on SQLite too);
-//! what differs — connection set-up, migrations, `SKIP LOCKED` — stays in the
-//! backend's own file.
+//! Storage: one trait named after what ghsync does, in five parts. Both
+//! backends are one generic `SqlStore` (`sql/`: plain code, the same SQL text
+//! for both, since sqlx maps `$n` placeholders on SQLite too); what differs —
+//! connection set-up, migrations, the write `BEGIN`, `SKIP LOCKED` — is each
+//! backend's `Backend` impl in its own file. The values it stores and returns
+//! are `domain/` types; status changes are decided there, and written here.
 
 mod postgres;
 mod sql;

@@ -69,13 +69,15 @@ where
         now: DateTime<Utc>,
         abandoned_before: DateTime<Utc>,
     ) -> StoreResult<RunStart> {
+        // One transaction: closing an abandoned pass and starting ours commit together or not at all.
+        let mut tx = self.writer.begin_with(DB::BEGIN_WRITE).await?;
         sqlx::query(
             "UPDATE sync_runs SET state = 'abandoned', finished_at = $1 \
              WHERE state = 'running' AND heartbeat_at < $2",
         )
         .bind(now)
         .bind(abandoned_before)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?;
         let inserted = sqlx::query_scalar::<_, i64>(
             "INSERT INTO sync_runs (trigger, state, started_at, heartbeat_at) VALUES ($1, 'running', $2, $2) \
@@ -83,14 +85,22 @@ where
         )
         .bind(trigger)
         .bind(now)
-        .fetch_one(&self.writer)
+        .fetch_one(&mut *tx)
         .await;
         match inserted {
-            Ok(id) => Ok(RunStart::Started(RunId::new(id).map_err(|e| corrupt("run id", e))?)),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => match self.running_run().await? {
-                Some(id) => Ok(RunStart::AlreadyRunning(id)),
-                None => Err(StoreError::Conflict("a pass ended while this one started; try again".into())),
-            },
+            Ok(id) => {
+                tx.commit().await?;
+                Ok(RunStart::Started(RunId::new(id).map_err(|e| corrupt("run id", e))?))
+            }
+            // Another pass runs (one running row at most, by a unique index). PostgreSQL has
+            // aborted our transaction, so it ends before we look for that pass.
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                tx.rollback().await?;
+                match self.running_run().await? {
+                    Some(id) => Ok(RunStart::AlreadyRunning(id)),
+                    None => Err(StoreError::Conflict("a pass ended while this one started; try again".into())),
+                }
+            }
             Err(e) => Err(e.into()),
         }
     }
