@@ -347,7 +347,9 @@ mod tests {
     fn raw() -> RawSettings {
         RawSettings {
             github_app_id: Some("42".into()),
-            github_app_private_key_path: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo-app-key.pem").into()),
+            github_app_private_key_path: Some(
+                concat!(env!("CARGO_MANIFEST_DIR"), "/fake-github/fixtures/demo-app-key.pem").into(),
+            ),
             github_webhook_secret: Some("one, two".into()),
             ..RawSettings::default()
         }

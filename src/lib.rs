@@ -3,7 +3,6 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod domain;
-pub mod fake_github;
 pub mod github;
 pub mod http;
 pub mod inbox;

@@ -1,8 +1,10 @@
 //! One function per subcommand; `main` dispatches here.
 
+#[cfg(feature = "demo")]
 mod demo;
 mod setup;
 
+#[cfg(feature = "demo")]
 pub use demo::demo;
 pub use setup::{RunningSetup, SetupOptions, setup, start_setup};
 
@@ -10,6 +12,8 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::{App, build_core};
+#[cfg(not(feature = "demo"))]
+use crate::cli::DemoArgs;
 use crate::config::Settings;
 use crate::metrics::Metrics;
 
@@ -19,6 +23,14 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     crate::shutdown::watch(app.shutdown_token());
     tracing::info!(%listen, port = app.port(), "ghsync is serving");
     app.run_until_stopped().await
+}
+
+/// A build without the `demo` feature (the production image) has no fake
+/// GitHub to run against; `demo` still parses, so the CLI stays the same, and
+/// says so in one line.
+#[cfg(not(feature = "demo"))]
+pub async fn demo(_settings: Settings, _args: DemoArgs) -> anyhow::Result<()> {
+    anyhow::bail!("this build has no demo: build with the default `demo` feature")
 }
 
 pub async fn migrate(settings: Settings) -> anyhow::Result<()> {

@@ -7,4 +7,4 @@ mod signature;
 
 pub use event::{Event, EventError, InstallationAction, parse_event};
 pub use ingest::{MAX_BODY_BYTES, receive};
-pub use signature::{SignatureError, sign, verify};
+pub use signature::{SignatureError, verify};

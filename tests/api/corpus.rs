@@ -8,8 +8,8 @@ use serde_json::Value;
 
 use crate::both_backends;
 use crate::helpers::{TestApp, spawn_app};
+use fake_github::FakeUser;
 use ghsync::domain::{DeliveryId, DeliveryState};
-use ghsync::fake_github::FakeUser;
 
 const CODERTOCAT_ID: i64 = 21031067;
 const CODERTOCAT_INSTALLATION: i64 = 957387;

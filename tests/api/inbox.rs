@@ -5,13 +5,12 @@ use chrono::Utc;
 use futures_util::future::join_all;
 use reqwest::Method;
 use serde_json::{Value, json};
-use std::time::Duration;
 
 use crate::both_backends;
-use crate::helpers::{SECRET, TestApp, eventually, spawn_app};
+use crate::helpers::{PATIENCE, SECRET, TestApp, eventually, spawn_app};
+use fake_github::sign_webhook;
+use fake_github::{FakeUser, payloads};
 use ghsync::domain::{DeliveryId, DeliveryState, UserStatus};
-use ghsync::fake_github::{FakeUser, payloads};
-use ghsync::webhook::sign;
 
 /// Installs the App for user `id` and waits for the first profile fetch.
 async fn installed_and_synced(app: &TestApp, id: i64) -> FakeUser {
@@ -34,7 +33,7 @@ async fn post_signed(app: &TestApp, event: &str, guid: &str, body: &[u8]) -> u16
         .header("content-type", "application/json")
         .header("X-GitHub-Event", event)
         .header("X-GitHub-Delivery", guid)
-        .header("X-Hub-Signature-256", sign(SECRET, body))
+        .header("X-Hub-Signature-256", sign_webhook(SECRET, body))
         .body(body.to_vec())
         .send()
         .await
@@ -132,7 +131,7 @@ both_backends! {
         app.user_where(6004, "the refresh after the burst", |u| u.name.as_deref() == Some("Busy Bee")).await;
         // ...and nothing more is waiting to be fetched, so the count below is final.
         let store = app.store().clone();
-        eventually("no user left marked due", Duration::from_secs(20), || {
+        eventually("no user left marked due", PATIENCE, || {
             let store = store.clone();
             async move { store.next_marked_due().await.ok()?.is_none().then_some(()) }
         })

@@ -8,15 +8,15 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use fake_github::{FakeUser, Faults};
 use ghsync::domain::{
     Account, AccountKind, GitHubUserId, InstallationId, InstallationRecord, InstallationState, Login, NodeId, Resource,
     RunRecord, RunStart, UserRecord,
 };
-use ghsync::fake_github::{FakeUser, Faults};
 
 use crate::both_backends;
 use crate::helpers::{
-    Backend, Options, TestApp, TestDb, eventually, open_store, spawn_app, spawn_app_on, spawn_app_with,
+    Backend, Options, PATIENCE, TestApp, TestDb, eventually, open_store, spawn_app, spawn_app_on, spawn_app_with,
 };
 
 /// Profiles go stale after 2 s, so a second pass finds every user due again
@@ -59,7 +59,7 @@ async fn all_fetched(app: &TestApp, ids: &[i64]) {
 /// Waits until `n` users are due (their profiles went stale).
 async fn wait_until_due(app: &TestApp, n: i64) {
     let store = app.store().clone();
-    eventually(&format!("{n} users to fall due"), Duration::from_secs(15), || {
+    eventually(&format!("{n} users to fall due"), PATIENCE, || {
         let store = store.clone();
         async move { (store.count_due_users(Utc::now()).await.ok()? == n).then_some(()) }
     })
@@ -223,9 +223,19 @@ both_backends! {
         }
 
         let started = std::time::Instant::now();
-        // A pass that sits out a long pause is a failure here, not a hang.
-        let limit = Duration::from_secs(25);
+        // A pass that sits out a long pause is a failure here, not a hang; the bound is
+        // generous because two busy cores can slow a healthy pass several times over.
+        let limit = PATIENCE;
         let first = tokio::time::timeout(limit, app.run_pass()).await.unwrap_or_else(|_| panic!("first pass over {limit:?}: {:#?}", app.github.stats()));
+        // A user the first pass failed is due again `retry_base` later; the second pass takes
+        // users due at its start, so start it only once they are (a condition, not a sleep).
+        let failed = first.counts.failed;
+        let store = app.store().clone();
+        eventually("users the first pass failed to fall due again", PATIENCE, || {
+            let store = store.clone();
+            async move { (store.count_due_users(Utc::now()).await.ok()? >= failed).then_some(()) }
+        })
+        .await;
         let second = tokio::time::timeout(limit, app.run_pass()).await.unwrap_or_else(|_| panic!("second pass over {limit:?}: {:#?}", app.github.stats()));
         let took = started.elapsed();
 
@@ -256,13 +266,13 @@ both_backends! {
     async fn the_scheduler_starts_a_pass_at_start_when_none_ever_ran(backend: Backend) {
         let app = spawn_app_with(backend, scheduled()).await;
         seed(&app, [801]);
-        let run = eventually("a start-up pass", Duration::from_secs(10), || async {
+        let run = eventually("a start-up pass", PATIENCE, || async {
             runs(&app).await.into_iter().find(|r| r["trigger"] == "startup")
         })
         .await;
         assert_eq!(runs(&app).await.len(), 1, "one pass, not one per trigger");
         let id = run["id"].as_i64().unwrap();
-        let finished = eventually("the start-up pass to finish", Duration::from_secs(10), || async {
+        let finished = eventually("the start-up pass to finish", PATIENCE, || async {
             let (_, run) = app.get_json(&format!("/admin/runs/{id}")).await;
             (run["state"] == "finished").then_some(run)
         })
@@ -274,7 +284,7 @@ both_backends! {
     async fn the_scheduler_starts_a_pass_at_start_when_the_last_one_is_older_than_the_interval(backend: Backend) {
         let db = db_with_finished_run(backend, ChronoDuration::hours(13)).await;
         let app = spawn_app_on(db, scheduled()).await;
-        eventually("a start-up pass", Duration::from_secs(10), || async {
+        eventually("a start-up pass", PATIENCE, || async {
             runs(&app).await.into_iter().find(|r| r["trigger"] == "startup")
         })
         .await;
@@ -284,7 +294,7 @@ both_backends! {
     async fn the_scheduler_starts_no_pass_at_start_when_the_last_one_is_fresh(backend: Backend) {
         let db = db_with_finished_run(backend, ChronoDuration::minutes(5)).await;
         let app = spawn_app_on(db, scheduled()).await;
-        eventually("the app to answer", Duration::from_secs(10), || async {
+        eventually("the app to answer", PATIENCE, || async {
             (app.get_json("/admin/health").await.0 == 200).then_some(())
         })
         .await;
@@ -306,7 +316,7 @@ both_backends! {
         assert_eq!(body["run_id"], run_id, "{body}");
         assert!(body["error"].is_string(), "{body}");
 
-        let finished = eventually("the pass to finish", Duration::from_secs(20), || async {
+        let finished = eventually("the pass to finish", PATIENCE, || async {
             let (_, run) = app.get_json(&format!("/admin/runs/{run_id}")).await;
             (run["state"] == "finished").then_some(run)
         })

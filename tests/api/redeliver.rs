@@ -1,7 +1,7 @@
 //! The missed-delivery sweep against the fake GitHub's deliveries API.
 
 use chrono::Utc;
-use ghsync::fake_github::payloads;
+use fake_github::payloads;
 
 use crate::both_backends;
 use crate::helpers::{SECRET, spawn_app};

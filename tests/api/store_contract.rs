@@ -33,7 +33,7 @@ fn account(id: i64) -> Account {
     Account {
         id: uid(id),
         login: Login::from_github(&format!("user{id}")).unwrap(),
-        node_id: Some(NodeId::parse(ghsync::fake_github::FakeUser::sample(id).node_id).unwrap()),
+        node_id: Some(NodeId::parse(fake_github::FakeUser::sample(id).node_id).unwrap()),
         avatar_url: None,
         kind: AccountKind::User,
         installation_id: None,

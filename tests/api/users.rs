@@ -6,9 +6,9 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 use crate::both_backends;
-use crate::helpers::{Options, TestApp, WRONG_KEY, eventually, spawn_app, spawn_app_with};
+use crate::helpers::{Options, PATIENCE, TestApp, WRONG_KEY, eventually, spawn_app, spawn_app_with};
+use fake_github::{FakeUser, Faults};
 use ghsync::domain::UserStatus;
-use ghsync::fake_github::{FakeUser, Faults};
 
 /// Installs the App for user `id` and waits for the first profile fetch.
 async fn installed_and_synced(app: &TestApp, id: i64) {
@@ -60,7 +60,7 @@ both_backends! {
         let app = spawn_app(backend).await;
         app.install(5002).await;
         app.user_where(5002, "the installer synced", |u| u.last_synced_at.is_some()).await;
-        app.github.add_user(ghsync::fake_github::FakeUser::sample(7000));
+        app.github.add_user(fake_github::FakeUser::sample(7000));
         let created = app.admin(Method::POST, "/api/users").json(&json!({"login": "user7000"})).send().await.unwrap();
         assert_eq!(created.status().as_u16(), 201);
         let body: serde_json::Value = created.json().await.unwrap();
@@ -173,7 +173,7 @@ both_backends! {
         installed_and_synced(&app, 6104).await;
 
         // Act: keep syncing until a second token had to be minted.
-        eventually("a second installation token", Duration::from_secs(30), || async {
+        eventually("a second installation token", PATIENCE, || async {
             let (status, user) = send_json(&app, Method::POST, "/api/users/6104/sync", None).await;
             assert_eq!(status, 200, "{user}");
             (app.github.stats().tokens_minted >= 2).then_some(())
@@ -194,7 +194,7 @@ both_backends! {
         app.install(6105).await;
         app.drain_inbox().await;
         let github = app.github.clone();
-        eventually("GitHub to reject the App JWT", Duration::from_secs(20), || {
+        eventually("GitHub to reject the App JWT", PATIENCE, || {
             let github = github.clone();
             async move { (github.stats().jwt_rejected > 0).then_some(()) }
         })

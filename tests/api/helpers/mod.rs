@@ -12,18 +12,17 @@ use std::future::Future;
 use std::sync::Once;
 use std::time::Duration;
 
+use fake_github::{DEMO_APP_KEY, DEMO_APP_PUBLIC_KEY, FakeConfig, FakeGitHub, FakeUser, payloads};
 use ghsync::app::{App, AppState};
 use ghsync::cli::RawSettings;
 use ghsync::config::{GitHubSettings, GovernorSettings, Needs, Settings};
 use ghsync::domain::{GitHubUserId, UserRecord};
-use ghsync::fake_github::{FakeConfig, FakeGitHub, FakeUser, payloads};
 
 pub const APP_ID: u64 = 4242;
 pub const SECRET: &str = "test-webhook-secret";
 pub const ADMIN_TOKEN: &str = "test-admin-token";
-pub const DEMO_KEY: &str = include_str!("../../../fixtures/demo-app-key.pem");
-pub const DEMO_PUBLIC_KEY: &str = include_str!("../../../fixtures/demo-app-key.pub.pem");
-pub const WRONG_KEY: &str = include_str!("../../../fixtures/wrong-app-key.pem");
+/// A second key, not the App's: JWTs signed with it must be refused.
+pub const WRONG_KEY: &str = include_str!("../../fixtures/wrong-app-key.pem");
 
 /// Emits one `#[tokio::test]` per backend; the PostgreSQL one says why it
 /// skipped when `TEST_DATABASE_URL` is not set.
@@ -73,7 +72,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self { key: DEMO_KEY, admin_token: Some(ADMIN_TOKEN), secrets: vec![SECRET], edit: Box::new(|_| {}) }
+        Self { key: DEMO_APP_KEY, admin_token: Some(ADMIN_TOKEN), secrets: vec![SECRET], edit: Box::new(|_| {}) }
     }
 }
 
@@ -111,7 +110,7 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
 pub async fn spawn_app_on(db: TestDb, options: Options) -> TestApp {
     init_tracing();
     let github =
-        FakeGitHub::start(FakeConfig { app_id: APP_ID, app_public_key_pem: DEMO_PUBLIC_KEY.into() }).await.unwrap();
+        FakeGitHub::start(FakeConfig { app_id: APP_ID, app_public_key_pem: DEMO_APP_PUBLIC_KEY.into() }).await.unwrap();
     let mut settings = settings_for(&db.url, &github, &options);
     (options.edit)(&mut settings);
     let app = App::build(settings).await.expect("the app builds");
@@ -129,6 +128,11 @@ pub async fn open_store(db: &TestDb) -> std::sync::Arc<dyn ghsync::store::Store>
 }
 
 /// Polls `check` until it yields a value or `timeout` passes (never a bare sleep).
+/// How long a test waits for something that should happen before calling it a failure. Only a
+/// failing test ever waits this long, so it is generous: two busy cores (CI, a parallel build) can
+/// make a healthy run several times slower than on an idle machine.
+pub const PATIENCE: Duration = Duration::from_secs(90);
+
 pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
 where
     F: FnMut() -> Fut,
@@ -184,7 +188,7 @@ impl TestApp {
     /// Waits until no delivery is pending (the worker runs in the background).
     pub async fn drain_inbox(&self) {
         let store = self.store().clone();
-        eventually("the inbox to drain", Duration::from_secs(20), || {
+        eventually("the inbox to drain", PATIENCE, || {
             let store = store.clone();
             async move { (store.inbox_stats().await.ok()?.pending == 0).then_some(()) }
         })
@@ -197,7 +201,7 @@ impl TestApp {
 
     /// Waits until the stored user satisfies `check`.
     pub async fn user_where(&self, id: i64, what: &str, check: impl Fn(&UserRecord) -> bool) -> UserRecord {
-        eventually(what, Duration::from_secs(20), || async { self.user(id).await.filter(|u| check(u)) }).await
+        eventually(what, PATIENCE, || async { self.user(id).await.filter(|u| check(u)) }).await
     }
 
     /// Waits until the user's profile has been fetched at least once after `since`.
