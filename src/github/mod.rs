@@ -16,7 +16,7 @@ mod tokens;
 pub use app_jwt::sign_test_jwt;
 pub use deliveries::HookDelivery;
 pub use errors::GitHubError;
-pub use governor::{Governor, Priority, Refusal, Resource};
+pub use governor::{Governor, Priority, Refusal};
 pub use graphql::{MAX_NODES, NodesAnswer, ObservedUser};
 pub use manifest::{NewApp, convert_manifest};
 pub use rest::AccountWire as AccountWireRef;
@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 use url::Url;
 
-use crate::domain::InstallationId;
+use crate::domain::{InstallationId, Resource};
 use crate::metrics::Metrics;
 use client::{Answer, Transport};
 use tokens::{InstallationToken, TokenCache};

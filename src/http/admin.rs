@@ -6,8 +6,7 @@ use serde_json::{Value, json};
 use super::ApiError;
 use super::AppState;
 use super::admin_auth::Admin;
-use crate::domain::RunId;
-use crate::store::{RunRecord, RunStart};
+use crate::domain::{RunId, RunRecord, RunStart};
 
 /// A pass as `/admin/runs` shows it.
 pub fn run_json(run: &RunRecord) -> Value {

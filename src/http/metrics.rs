@@ -15,7 +15,7 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
         m.users.with_label_values(&[&status]).set(n);
     }
     for r in state.status.rate_limits().await? {
-        let labels = [r.installation_id.to_string(), r.resource.clone()];
+        let labels = [r.installation_id.to_string(), r.resource.as_str().to_owned()];
         let labels = [labels[0].as_str(), labels[1].as_str()];
         m.rate_remaining.with_label_values(&labels).set(r.remaining);
         m.rate_reset.with_label_values(&labels).set(r.reset_at.timestamp());

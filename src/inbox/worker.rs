@@ -10,8 +10,9 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::apply::{ApplyError, ApplyOutcome, apply};
+use crate::domain::{ClaimedDelivery, DeliveryState, Settlement};
 use crate::metrics::Metrics;
-use crate::store::{ClaimedDelivery, DeliveryState, Settlement, Store, StoreResult};
+use crate::store::{Store, StoreResult};
 use crate::webhook::Writer;
 
 /// Tries before a delivery is parked as failed.

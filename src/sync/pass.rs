@@ -10,10 +10,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::reconcile::Reconciler;
 use crate::config::SyncSettings;
-use crate::domain::RunId;
+use crate::domain::{DueKind, RunCounts, RunId, RunStart, UserOutcome};
 use crate::github::{GitHub, Meter, Priority};
 use crate::metrics::Metrics;
-use crate::store::{DueKind, RunCounts, RunStart, Store, StoreResult, UserOutcome};
+use crate::store::{Store, StoreResult};
 
 /// A pass whose heartbeat is older than this died with its process.
 pub const ABANDON_AFTER: Duration = Duration::minutes(10);

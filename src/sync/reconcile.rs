@@ -13,9 +13,9 @@ use std::time::Duration;
 use super::backoff::failure_retry_at;
 use super::picker::TokenPicker;
 use crate::config::SyncSettings;
-use crate::domain::{GitHubUserId, Login, NodeId, ProfileHash, RestProfile};
-use crate::github::{GitHub, GitHubError, MAX_NODES, Meter, Priority, Resource};
-use crate::store::{DueUser, Store, UserOutcome};
+use crate::domain::{DueUser, GitHubUserId, Login, NodeId, ProfileHash, Resource, RestProfile, UserOutcome};
+use crate::github::{GitHub, GitHubError, MAX_NODES, Meter, Priority};
+use crate::store::Store;
 
 /// REST fetches in flight at once per batch (the governor caps each token further).
 const REST_CONCURRENCY: usize = 16;

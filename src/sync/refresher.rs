@@ -8,8 +8,9 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::reconcile::Reconciler;
+use crate::domain::DueKind;
 use crate::github::{Meter, Priority};
-use crate::store::{DueKind, Store};
+use crate::store::Store;
 
 const CLAIM: usize = 16;
 const LEASE: chrono::Duration = chrono::Duration::minutes(2);

@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use super::pass::PassRunner;
 use super::schedule::next_run_at;
-use crate::domain::{RunId, UserStatus};
+use crate::domain::{InboxStats, RateLimitRecord, Resource, RunId, RunRecord, UserStatus};
 use crate::github::GitHub;
-use crate::store::{InboxStats, RateLimitRecord, RunRecord, Store, StoreResult};
+use crate::store::{Store, StoreResult};
 
 /// Pending deliveries older than this make the service "degraded".
 const STUCK_INBOX_SECONDS: i64 = 300;
@@ -59,13 +59,13 @@ impl StatusService {
 
     /// Per installation and resource, the freshest figures we have.
     pub async fn rate_limits(&self) -> StoreResult<Vec<RateLimitRecord>> {
-        let mut merged: BTreeMap<(i64, String), RateLimitRecord> = BTreeMap::new();
+        let mut merged: BTreeMap<(i64, Resource), RateLimitRecord> = BTreeMap::new();
         for r in self.store.rate_limits().await? {
-            merged.insert((r.installation_id.get(), r.resource.clone()), r);
+            merged.insert((r.installation_id.get(), r.resource), r);
         }
         if let Some(github) = &self.github {
             for r in github.governor().snapshot(Utc::now()) {
-                merged.insert((r.installation_id.get(), r.resource.clone()), r);
+                merged.insert((r.installation_id.get(), r.resource), r);
             }
         }
         Ok(merged.into_values().collect())

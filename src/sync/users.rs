@@ -9,9 +9,9 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use super::reconcile::Reconciler;
-use crate::domain::{GitHubUserId, InstallationId, Login, UserStatus};
+use crate::domain::{Account, AccountKind, DueUser, GitHubUserId, Login, UserOutcome, UserRecord, UserStatus};
 use crate::github::GitHubError;
-use crate::store::{Account, DueUser, Store, StoreError, UserOutcome, UserRecord};
+use crate::store::{Store, StoreError};
 
 /// Why a users-API call did not do what was asked; `http` maps each to a status.
 #[derive(Debug, thiserror::Error)]
@@ -95,7 +95,7 @@ impl UserService {
             login: profile.login.clone(),
             node_id: profile.node_id.clone(),
             avatar_url: Some(profile.key.avatar_url.clone()),
-            kind: "User".into(),
+            kind: AccountKind::User,
             installation_id: None,
         };
         let created = self.store.track_user(&account, now).await?;
@@ -122,7 +122,7 @@ impl UserService {
             github_id: user.github_id,
             node_id: None,
             login: user.login.clone(),
-            installation_id: user.installation_id.and_then(|i| InstallationId::new(i).ok()),
+            installation_id: user.installation_id,
             profile_hash: None,
             observed_hash: None,
             failures: user.failures,

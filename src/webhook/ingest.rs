@@ -13,9 +13,9 @@ use tokio::sync::Notify;
 
 use super::signature::{SignatureError, verify};
 use super::writer::Writer;
-use crate::domain::{DeliveryId, EventName};
+use crate::domain::{DeliveryId, EventName, InsertOutcome, NewDelivery};
 use crate::metrics::Metrics;
-use crate::store::{InsertOutcome, NewDelivery, StoreError};
+use crate::store::StoreError;
 
 /// What the webhook route needs, registered as its own `web::Data` so the
 /// request path depends on nothing else of the app.

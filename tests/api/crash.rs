@@ -18,8 +18,7 @@ use crate::helpers::{ADMIN_TOKEN, APP_ID, PATIENCE, SECRET, TestDb, eventually};
 use fake_github::sign_webhook;
 use fake_github::{DEMO_APP_PUBLIC_KEY, FakeConfig, FakeGitHub, FakeUser, payloads};
 use ghsync::config::DatabaseSettings;
-use ghsync::domain::DeliveryId;
-use ghsync::store::DeliveryState;
+use ghsync::domain::{DeliveryId, DeliveryState};
 
 const DELIVERIES: usize = 400;
 const CONCURRENCY: usize = 16;

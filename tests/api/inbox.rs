@@ -10,8 +10,7 @@ use crate::both_backends;
 use crate::helpers::{PATIENCE, SECRET, TestApp, eventually, spawn_app};
 use fake_github::sign_webhook;
 use fake_github::{FakeUser, payloads};
-use ghsync::domain::{DeliveryId, UserStatus};
-use ghsync::store::DeliveryState;
+use ghsync::domain::{DeliveryId, DeliveryState, UserStatus};
 
 /// Installs the App for user `id` and waits for the first profile fetch.
 async fn installed_and_synced(app: &TestApp, id: i64) -> FakeUser {

@@ -16,11 +16,10 @@ use fake_github::{DEMO_APP_KEY, DEMO_APP_PUBLIC_KEY, FakeConfig, FakeGitHub, Fak
 use ghsync::app::App;
 use ghsync::cli::RawSettings;
 use ghsync::config::{Needs, Settings};
-use ghsync::domain::GitHubUserId;
+use ghsync::domain::{GitHubUserId, UserRecord};
 use ghsync::github::{GitHubSettings, GovernorSettings};
 use ghsync::http::AppState;
 use ghsync::inbox::RedeliverySweep;
-use ghsync::store::UserRecord;
 
 pub const APP_ID: u64 = 4242;
 pub const SECRET: &str = "test-webhook-secret";
