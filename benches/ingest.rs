@@ -10,11 +10,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use fake_github::sign_webhook;
 use futures_util::{StreamExt, stream};
 use ghsync::app::App;
 use ghsync::cli::RawSettings;
 use ghsync::config::{Needs, Settings};
-use ghsync::webhook::sign;
 use secrecy::SecretString;
 
 const SECRET: &str = "bench-secret";
@@ -59,7 +59,7 @@ async fn bench(name: &str, url: String) -> anyhow::Result<()> {
     let shutdown = app.shutdown_token();
     let running = tokio::spawn(app.run_until_stopped());
     let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
-    let signature: Arc<str> = sign(SECRET, PAYLOAD).into();
+    let signature: Arc<str> = sign_webhook(SECRET, PAYLOAD).into();
 
     // Warm-up: connections, page cache, prepared statements.
     stream::iter(0..500)

@@ -13,20 +13,21 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use fake_github::{DEMO_APP_PUBLIC_KEY, FakeConfig, FakeGitHub, FakeStats, FakeUser, Faults};
 use ghsync::app::App;
 use ghsync::cli::RawSettings;
-use ghsync::config::{GitHubSettings, GovernorSettings, Needs, Settings};
+use ghsync::config::{Needs, Settings};
 use ghsync::domain::KeyFields;
-use ghsync::fake_github::{FakeConfig, FakeGitHub, FakeStats, FakeUser, Faults};
+use ghsync::github::{GitHubSettings, GovernorSettings};
 use sqlx::Connection;
 
 const APP_ID: u64 = 7;
-const KEY_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo-app-key.pem");
-const PUBLIC_KEY: &str = include_str!("../fixtures/demo-app-key.pub.pem");
+/// `ghsync reconcile` runs as a child process and reads the key from a file.
+const KEY_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fake-github/fixtures/demo-app-key.pem");
 const LATENCY: Duration = Duration::from_millis(50);
 
 async fn fake() -> anyhow::Result<FakeGitHub> {
-    let fake = FakeGitHub::start(FakeConfig { app_id: APP_ID, app_public_key_pem: PUBLIC_KEY.into() }).await?;
+    let fake = FakeGitHub::start(FakeConfig { app_id: APP_ID, app_public_key_pem: DEMO_APP_PUBLIC_KEY.into() }).await?;
     fake.set_faults(Faults { latency: LATENCY, ..Faults::default() });
     Ok(fake)
 }
@@ -61,9 +62,9 @@ fn seed(fake: &FakeGitHub, users: i64) {
 }
 
 async fn pass(app: &App) -> anyhow::Result<Duration> {
-    let syncer = app.state().syncer.clone().expect("configured");
+    let passes = app.state().passes.clone().expect("configured");
     let started = Instant::now();
-    let report = syncer.run_pass("bench", &tokio_util::sync::CancellationToken::new()).await?;
+    let report = passes.run_pass("bench", &tokio_util::sync::CancellationToken::new()).await?;
     anyhow::ensure!(report.counts.failed == 0, "no failures expected: {:?}", report.counts);
     Ok(started.elapsed())
 }

@@ -1,6 +1,7 @@
 //! `App::build(settings)` wires everything once: the store (opened and
-//! migrated), the GitHub facade, the sync machinery, the inbox writer and the
-//! HTTP server bound to its listener. `run_until_stopped` runs it all.
+//! migrated), the GitHub facade, the services and background tasks built over
+//! them, the webhook's writer and the HTTP server bound to its listener.
+//! `run_until_stopped` runs it all. Each task gets only what it needs.
 
 use actix_web::{HttpServer, web};
 use std::net::TcpListener;
@@ -10,69 +11,104 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::github::GitHub;
-use crate::http;
-use crate::inbox::{Worker, Writer};
+use crate::http::{self, AppState};
+use crate::inbox::{RedeliverySweep, Worker};
 use crate::metrics::Metrics;
 use crate::store::{self, Store};
-use crate::sync::{Syncer, run_scheduler};
-use crate::webhook::{BodyGate, RefusalLog};
+use crate::sync::{PassRunner, Reconciler, Refresher, Scheduler, StatusService, UserService};
+use crate::webhook::{BodyGate, Ingest, RefusalLog, Writer};
 
-/// What handlers share; registered once.
-pub struct AppState {
+/// The store and, when configured, the GitHub facade with what the last
+/// process learnt of the rate limits: the part `reconcile` needs too.
+pub struct Core {
     pub store: Arc<dyn Store>,
-    pub settings: Arc<Settings>,
-    pub metrics: Metrics,
-    pub inbox_writer: Writer,
-    /// Wakes the inbox worker when a delivery is stored.
-    pub inbox_notify: Arc<Notify>,
-    /// Wakes the refresher when a user is marked due.
-    pub refresh_notify: Arc<Notify>,
-    /// `None` only when GitHub is not configured (never in `serve`).
-    pub syncer: Option<Syncer>,
-    pub shutdown: CancellationToken,
+    pub github: Option<GitHub>,
+}
+
+pub async fn build_core(settings: &Settings, metrics: &Metrics) -> anyhow::Result<Core> {
+    tracing::info!(database = %settings.database.redacted(), "opening the database");
+    let store = store::open(&settings.database).await?;
+    let github = match &settings.github {
+        Some(github) => {
+            let github = GitHub::new(github, metrics.clone())?;
+            github.governor().load(&store.rate_limits().await?);
+            Some(github)
+        }
+        None => None,
+    };
+    Ok(Core { store, github })
+}
+
+impl Core {
+    /// The pass runner over this core (`None` without GitHub).
+    pub fn pass_runner(&self, settings: &Settings, metrics: &Metrics) -> Option<PassRunner> {
+        let github = self.github.clone()?;
+        let reconciler = Reconciler::new(self.store.clone(), github.clone(), &settings.sync);
+        Some(PassRunner::new(self.store.clone(), github, reconciler, &settings.sync, metrics.clone()))
+    }
+}
+
+/// The background tasks besides the server; the GitHub-bound ones only when configured.
+#[derive(Clone)]
+struct Tasks {
+    worker: Worker,
+    refresher: Option<Refresher>,
+    redeliveries: Option<RedeliverySweep>,
+    passes: Option<PassRunner>,
 }
 
 pub struct App {
     port: u16,
     server: actix_web::dev::Server,
     state: web::Data<AppState>,
-}
-
-/// Builds the store, GitHub facade and syncer: the part `reconcile` needs too.
-pub async fn build_core(settings: &Settings, metrics: &Metrics) -> anyhow::Result<(Arc<dyn Store>, Option<Syncer>)> {
-    tracing::info!(database = %settings.database.redacted(), "opening the database");
-    let store = store::open(&settings.database).await?;
-    let syncer = match &settings.github {
-        Some(github) => {
-            let github = GitHub::new(github, metrics.clone())?;
-            github.governor().load(&store.rate_limits().await?);
-            Some(Syncer::new(store.clone(), github, settings.sync.clone(), metrics.clone()))
-        }
-        None => None,
-    };
-    Ok((store, syncer))
+    tasks: Tasks,
 }
 
 impl App {
     pub async fn build(settings: Settings) -> anyhow::Result<App> {
         let metrics = Metrics::new();
-        let (store, syncer) = build_core(&settings, &metrics).await?;
+        let Core { store, github } = build_core(&settings, &metrics).await?;
         let listener = TcpListener::bind(settings.http.listen)
             .map_err(|e| anyhow::anyhow!("GHSYNC_LISTEN: cannot listen on {}: {e}", settings.http.listen))?;
         let port = listener.local_addr()?.port();
+        let (inbox_notify, refresh_notify) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+        let writer = Writer::spawn(store.clone());
+        let reconciler = github.clone().map(|g| Reconciler::new(store.clone(), g, &settings.sync));
+        let passes = github.clone().zip(reconciler.clone()).map(|(github, reconciler)| {
+            PassRunner::new(store.clone(), github, reconciler, &settings.sync, metrics.clone())
+        });
+        let tasks = Tasks {
+            worker: Worker {
+                store: store.clone(),
+                writer: Some(writer.clone()),
+                notify: inbox_notify.clone(),
+                refresh: refresh_notify.clone(),
+                metrics: metrics.clone(),
+            },
+            refresher: reconciler.clone().map(|r| Refresher::new(store.clone(), r, refresh_notify.clone())),
+            redeliveries: github
+                .clone()
+                .map(|g| RedeliverySweep::new(store.clone(), g, settings.sync.redeliver_interval)),
+            passes: passes.clone(),
+        };
+        let ingest = web::Data::new(Ingest {
+            secrets: settings.webhook.secrets.clone(),
+            writer,
+            inbox_notify,
+            metrics: metrics.clone(),
+            gate: BodyGate::new(&settings.http.body),
+            refusals: RefusalLog::default(),
+        });
         let state = web::Data::new(AppState {
-            inbox_writer: Writer::spawn(store.clone()),
+            users: UserService::new(store.clone(), reconciler, refresh_notify, settings.sync.stale_after),
+            status: StatusService::new(store.clone(), github, passes.clone(), settings.sync.interval),
             store,
             settings: Arc::new(settings),
             metrics,
-            inbox_notify: Arc::new(Notify::new()),
-            refresh_notify: Arc::new(Notify::new()),
-            syncer,
+            passes,
             shutdown: CancellationToken::new(),
         });
         let shared = state.clone();
-        let gate = web::Data::new(BodyGate::new(&state.settings.http.body));
-        let refusals = web::Data::new(RefusalLog::default());
         let open_files = http::raise_open_file_limit();
         let max_connections = http::max_connections_per_worker(open_files);
         tracing::info!(open_files, max_connections_per_worker = max_connections, "connection limits");
@@ -80,8 +116,7 @@ impl App {
             actix_web::App::new()
                 .wrap(http::json_errors())
                 .app_data(shared.clone())
-                .app_data(gate.clone())
-                .app_data(refusals.clone())
+                .app_data(ingest.clone())
                 .app_data(http::json_config())
                 .app_data(http::path_config())
                 .app_data(http::query_config())
@@ -96,7 +131,7 @@ impl App {
         .disable_signals()
         .shutdown_timeout(20)
         .run();
-        Ok(App { port, server, state })
+        Ok(App { port, server, state, tasks })
     }
 
     pub fn port(&self) -> u16 {
@@ -107,33 +142,34 @@ impl App {
         self.state.clone()
     }
 
+    /// The redelivery sweep this app runs on its schedule (tests call it directly).
+    pub fn redeliveries(&self) -> Option<RedeliverySweep> {
+        self.tasks.redeliveries.clone()
+    }
+
     /// Cancelling this stops everything: nothing new is claimed, HTTP drains.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.state.shutdown.clone()
     }
 
-    /// Runs the server, the inbox worker, the refresher and the schedule until
-    /// the shutdown token is cancelled or one of them fails.
+    /// Runs the server, the inbox worker, the refresher, the redelivery sweep
+    /// and the schedule until the shutdown token is cancelled or one of them fails.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let state = self.state;
         let shutdown = state.shutdown.clone();
         let mut tasks = tokio::task::JoinSet::new();
-        let worker = Worker {
-            store: state.store.clone(),
-            writer: Some(state.inbox_writer.clone()),
-            notify: state.inbox_notify.clone(),
-            refresh: state.refresh_notify.clone(),
-            metrics: state.metrics.clone(),
-        };
+        let Tasks { worker, refresher, redeliveries, passes } = self.tasks;
         tasks.spawn(report("inbox worker", worker.run(shutdown.clone())));
-        if let Some(syncer) = state.syncer.clone() {
-            tasks.spawn(report(
-                "refresher",
-                syncer.clone().run_refresher(state.refresh_notify.clone(), shutdown.clone()),
-            ));
-            if state.settings.sync.schedule {
-                tasks.spawn(report("redelivery sweep", syncer.clone().run_redeliverer(shutdown.clone())));
-                tasks.spawn(report("scheduler", run_scheduler(syncer, shutdown.clone())));
+        if let Some(refresher) = refresher {
+            tasks.spawn(report("refresher", refresher.run(shutdown.clone())));
+        }
+        if state.settings.sync.schedule {
+            if let Some(sweep) = redeliveries {
+                tasks.spawn(report("redelivery sweep", sweep.run(shutdown.clone())));
+            }
+            if let Some(passes) = passes {
+                let scheduler = Scheduler::new(state.store.clone(), passes, state.settings.sync.interval);
+                tasks.spawn(report("scheduler", scheduler.run(shutdown.clone())));
             }
         }
         let handle = self.server.handle();

@@ -24,6 +24,9 @@ pub enum Command {
     /// Create the GitHub App from app-manifest.json and write its credentials.
     Setup(SetupArgs),
     /// A self-contained run against the in-repo fake GitHub: no account, no network.
+    // A production build (no `demo` feature) keeps the command, so the CLI is the
+    // same everywhere, and says what it lacks.
+    #[cfg_attr(not(feature = "demo"), command(about = "Not in this build: it needs the default `demo` feature."))]
     Demo(DemoArgs),
 }
 

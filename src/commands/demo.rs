@@ -1,7 +1,8 @@
 //! `ghsync demo`: the whole service on a local SQLite file against the in-repo
 //! fake GitHub — no account, no network. A few dozen fake users install the
 //! App (signed webhooks, as GitHub sends them), ghsync fetches their profiles,
-//! and the demo says where to look.
+//! and the demo says where to look. Built only with the `demo` feature (on by
+//! default): the fake is a crate of its own, left out of production builds.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -11,12 +12,11 @@ use secrecy::SecretString;
 
 use crate::app::App;
 use crate::cli::DemoArgs;
-use crate::config::{GitHubSettings, GovernorSettings, Settings, WebhookSettings};
+use crate::config::{Settings, WebhookSettings};
 use crate::domain::UserStatus;
-use crate::fake_github::{FakeConfig, FakeGitHub, FakeUser, payloads};
+use crate::github::{GitHubSettings, GovernorSettings};
+use fake_github::{DEMO_APP_KEY, DEMO_APP_PUBLIC_KEY, FakeConfig, FakeGitHub, FakeUser, payloads};
 
-const DEMO_KEY: &str = include_str!("../../fixtures/demo-app-key.pem");
-const DEMO_PUBLIC_KEY: &str = include_str!("../../fixtures/demo-app-key.pub.pem");
 const DEMO_APP_ID: u64 = 1;
 const DEMO_SECRET: &str = "demo-webhook-secret";
 const DEMO_ADMIN_TOKEN: &str = "demo-admin-token";
@@ -25,7 +25,7 @@ const DEMO_ADMIN_TOKEN: &str = "demo-admin-token";
 /// `ghsync-demo.db`), the listen address from `GHSYNC_LISTEN` (default
 /// 127.0.0.1:8080), everything GitHub-related pointed at the fake.
 fn demo_settings(mut settings: Settings, fake: &FakeGitHub) -> anyhow::Result<Settings> {
-    let key = octocrab::jsonwebtoken::EncodingKey::from_rsa_pem(DEMO_KEY.as_bytes())?;
+    let key = octocrab::jsonwebtoken::EncodingKey::from_rsa_pem(DEMO_APP_KEY.as_bytes())?;
     settings.github = Some(GitHubSettings {
         app_id: DEMO_APP_ID,
         private_key: key,
@@ -47,7 +47,8 @@ pub async fn demo(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> 
         settings.database.url = SecretString::from("sqlite://ghsync-demo.db".to_owned());
     }
     let fake =
-        FakeGitHub::start(FakeConfig { app_id: DEMO_APP_ID, app_public_key_pem: DEMO_PUBLIC_KEY.to_owned() }).await?;
+        FakeGitHub::start(FakeConfig { app_id: DEMO_APP_ID, app_public_key_pem: DEMO_APP_PUBLIC_KEY.to_owned() })
+            .await?;
     for id in 1..=args.users as i64 {
         fake.add_user(FakeUser::sample(1000 + id));
     }

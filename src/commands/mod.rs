@@ -1,8 +1,10 @@
 //! One function per subcommand; `main` dispatches here.
 
+#[cfg(feature = "demo")]
 mod demo;
 mod setup;
 
+#[cfg(feature = "demo")]
 pub use demo::demo;
 pub use setup::{RunningSetup, SetupOptions, setup, start_setup};
 
@@ -10,6 +12,8 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::{App, build_core};
+#[cfg(not(feature = "demo"))]
+use crate::cli::DemoArgs;
 use crate::config::Settings;
 use crate::metrics::Metrics;
 
@@ -21,6 +25,14 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     app.run_until_stopped().await
 }
 
+/// A build without the `demo` feature (the production image) has no fake
+/// GitHub to run against; `demo` still parses, so the CLI stays the same, and
+/// says so in one line.
+#[cfg(not(feature = "demo"))]
+pub async fn demo(_settings: Settings, _args: DemoArgs) -> anyhow::Result<()> {
+    anyhow::bail!("this build has no demo: build with the default `demo` feature")
+}
+
 pub async fn migrate(settings: Settings) -> anyhow::Result<()> {
     crate::store::open(&settings.database).await?;
     println!("migrations applied to {}", settings.database.redacted());
@@ -30,13 +42,13 @@ pub async fn migrate(settings: Settings) -> anyhow::Result<()> {
 /// One pass now, or help drain the running one; a summary on stdout.
 pub async fn reconcile(settings: Settings) -> anyhow::Result<()> {
     let metrics = Metrics::new();
-    let (store, syncer) = build_core(&settings, &metrics).await?;
-    let syncer = syncer.expect("reconcile loads GitHub settings");
+    let core = build_core(&settings, &metrics).await?;
+    let passes = core.pass_runner(&settings, &metrics).expect("reconcile loads GitHub settings");
     let shutdown = CancellationToken::new();
     crate::shutdown::watch(shutdown.clone());
     let started = Utc::now();
-    let report = syncer.run_pass("cli", &shutdown).await?;
-    let run = store.run(report.run_id).await?;
+    let report = passes.run_pass("cli", &shutdown).await?;
+    let run = core.store.run(report.run_id).await?;
     let c = &report.counts;
     println!(
         "pass {} {}: {} due, {} fetched, {} changed, {} unchanged, {} failed, {} gone; points spent: core {}, graphql {}; {:.1}s",

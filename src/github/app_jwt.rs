@@ -67,7 +67,7 @@ mod tests {
     use super::*;
 
     fn key() -> EncodingKey {
-        EncodingKey::from_rsa_pem(include_bytes!("../../fixtures/demo-app-key.pem")).unwrap()
+        EncodingKey::from_rsa_pem(fake_github::DEMO_APP_KEY.as_bytes()).unwrap()
     }
 
     /// Decodes with the public key: the signature is checked too.
@@ -77,7 +77,7 @@ mod tests {
         validation.required_spec_claims.clear();
         let data = jsonwebtoken::decode::<serde_json::Value>(
             jwt,
-            &jsonwebtoken::DecodingKey::from_rsa_pem(include_bytes!("../../fixtures/demo-app-key.pub.pem")).unwrap(),
+            &jsonwebtoken::DecodingKey::from_rsa_pem(fake_github::DEMO_APP_PUBLIC_KEY.as_bytes()).unwrap(),
             &validation,
         )
         .unwrap();

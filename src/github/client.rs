@@ -139,14 +139,21 @@ impl Transport {
     }
 }
 
+/// One query parameter of the URL a `Link` header gives for relation `rel`:
+/// GitHub pages some lists by number (`page` of `rel="last"`) and others by
+/// cursor (`cursor` of `rel="next"`); both are read here.
+pub fn link_param(headers: &HeaderMap, rel: &str, param: &str) -> Option<String> {
+    let link = headers.get("link")?.to_str().ok()?;
+    let rel = format!("rel=\"{rel}\"");
+    let part = link.split(',').find(|part| part.contains(&rel))?;
+    let url = part.trim().trim_start_matches('<').split('>').next()?;
+    let url = url::Url::parse(url).ok()?;
+    url.query_pairs().find(|(k, _)| k == param).map(|(_, v)| v.into_owned())
+}
+
 /// The page count from a `Link` header's `rel="last"` (GitHub's page-number pagination).
 pub fn last_page(headers: &HeaderMap) -> Option<u32> {
-    let link = headers.get("link")?.to_str().ok()?;
-    link.split(',').find(|part| part.contains("rel=\"last\"")).and_then(|part| {
-        let url = part.trim().trim_start_matches('<').split('>').next()?;
-        let url = url::Url::parse(url).ok()?;
-        url.query_pairs().find(|(k, _)| k == "page").and_then(|(_, v)| v.parse().ok())
-    })
+    link_param(headers, "last", "page")?.parse().ok()
 }
 
 #[cfg(test)]

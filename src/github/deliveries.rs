@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use http::Method;
 use serde::Deserialize;
 
+use super::client::link_param;
 use super::{GitHub, GitHubError};
 
 /// One attempt (`hook-delivery-item`).
@@ -23,11 +24,7 @@ pub struct HookDelivery {
 
 /// The `cursor` of a `Link` header's `rel="next"` (cursor pagination).
 fn next_cursor(headers: &http::HeaderMap) -> Option<String> {
-    let link = headers.get("link")?.to_str().ok()?;
-    let next = link.split(',').find(|part| part.contains("rel=\"next\""))?;
-    let url = next.trim().trim_start_matches('<').split('>').next()?;
-    let url = url::Url::parse(url).ok()?;
-    url.query_pairs().find(|(k, _)| k == "cursor").map(|(_, v)| v.into_owned())
+    link_param(headers, "next", "cursor")
 }
 
 impl GitHub {

@@ -4,8 +4,8 @@
 use http::Method;
 use serde::Deserialize;
 
-use super::{CallOptions, GitHub, GitHubError, Priority, Resource};
-use crate::domain::{GitHubUserId, InstallationId, KeyFields, NodeId};
+use super::{CallOptions, GitHub, GitHubError, Priority};
+use crate::domain::{GitHubUserId, InstallationId, KeyFields, NodeId, Resource};
 
 /// GitHub refuses more than 100 ids in one `nodes` call.
 pub const MAX_NODES: usize = 100;

@@ -10,15 +10,17 @@ mod governor;
 mod graphql;
 mod manifest;
 mod rest;
+mod settings;
 mod tokens;
 
 pub use app_jwt::sign_test_jwt;
 pub use deliveries::HookDelivery;
 pub use errors::GitHubError;
-pub use governor::{Governor, Priority, Refusal, Resource};
+pub use governor::{Governor, Priority, Refusal};
 pub use graphql::{MAX_NODES, NodesAnswer, ObservedUser};
 pub use manifest::{NewApp, convert_manifest};
 pub use rest::AccountWire as AccountWireRef;
+pub use settings::{GitHubSettings, GovernorSettings};
 
 use chrono::Utc;
 use http::Method;
@@ -28,8 +30,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 use url::Url;
 
-use crate::config::GitHubSettings;
-use crate::domain::InstallationId;
+use crate::domain::{InstallationId, Resource};
 use crate::metrics::Metrics;
 use client::{Answer, Transport};
 use tokens::{InstallationToken, TokenCache};

@@ -8,9 +8,11 @@ use serde::Deserialize;
 use std::time::Duration;
 
 use super::client::last_page;
-use super::{CallOptions, GitHub, GitHubError, Priority, Resource};
-use crate::domain::{GitHubUserId, InstallationId, InstallationState, Login, NodeId, RestProfile};
-use crate::store::{Account, InstallationRecord};
+use super::{CallOptions, GitHub, GitHubError, Priority};
+use crate::domain::{
+    Account, AccountKind, GitHubUserId, InstallationId, InstallationRecord, InstallationState, Login, NodeId, Resource,
+    RestProfile,
+};
 
 /// GitHub's maximum page size.
 const PER_PAGE: u32 = 100;
@@ -59,7 +61,7 @@ impl AccountWire {
             login: Login::from_github(&login).ok()?,
             node_id: self.node_id.and_then(|n| NodeId::parse(n).ok()),
             avatar_url: self.avatar_url,
-            kind: self.kind.unwrap_or_else(|| "Enterprise".into()),
+            kind: AccountKind::from_github(self.kind.as_deref()),
             installation_id: installation,
         })
     }

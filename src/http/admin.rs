@@ -4,10 +4,9 @@ use actix_web::{HttpResponse, web};
 use serde_json::{Value, json};
 
 use super::ApiError;
+use super::AppState;
 use super::admin_auth::Admin;
-use crate::app::AppState;
-use crate::domain::RunId;
-use crate::store::{RunRecord, RunStart};
+use crate::domain::{RunId, RunRecord, RunStart};
 
 /// A pass as `/admin/runs` shows it.
 pub fn run_json(run: &RunRecord) -> Value {
@@ -35,17 +34,9 @@ pub fn run_json(run: &RunRecord) -> Value {
 }
 
 pub async fn start_reconcile(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let syncer = state.syncer.clone().ok_or_else(|| ApiError::Unavailable("GitHub is not configured".into()))?;
-    match syncer.begin("admin").await? {
-        RunStart::Started(id) => {
-            let shutdown = state.shutdown.clone();
-            tokio::spawn(async move {
-                if let Err(e) = syncer.carry_out(id, &shutdown).await {
-                    tracing::error!(error.cause_chain = ?e, run_id = %id, "reconcile pass failed");
-                }
-            });
-            Ok(HttpResponse::Accepted().json(json!({ "run_id": id })))
-        }
+    let passes = state.passes.as_ref().ok_or_else(|| ApiError::Unavailable("GitHub is not configured".into()))?;
+    match passes.start("admin", state.shutdown.clone()).await? {
+        RunStart::Started(id) => Ok(HttpResponse::Accepted().json(json!({ "run_id": id }))),
         RunStart::AlreadyRunning(id) => {
             Err(ApiError::Conflict { message: format!("pass {id} is running"), run_id: Some(id) })
         }

@@ -8,7 +8,7 @@ use std::future::{Ready, ready};
 use subtle::ConstantTimeEq;
 
 use super::ApiError;
-use crate::app::AppState;
+use super::AppState;
 
 /// Proof that the request carried the admin token.
 pub struct Admin;

@@ -7,6 +7,7 @@ use actix_web::{HttpResponse, ResponseError};
 use crate::domain::RunId;
 use crate::github::GitHubError;
 use crate::store::StoreError;
+use crate::sync::UserError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -45,6 +46,19 @@ impl From<GitHubError> for ApiError {
                 ApiError::Unavailable(e.to_string())
             }
             other => ApiError::BadGateway(other.to_string()),
+        }
+    }
+}
+
+impl From<UserError> for ApiError {
+    fn from(e: UserError) -> Self {
+        match e {
+            UserError::NotConfigured => ApiError::Unavailable(e.to_string()),
+            UserError::NotTracked(_) | UserError::NoSuchGitHubUser => ApiError::NotFound(e.to_string()),
+            UserError::NotSynced { .. } => ApiError::Conflict { message: e.to_string(), run_id: None },
+            UserError::FetchFailed(error) => ApiError::BadGateway(error),
+            UserError::GitHub(e) => e.into(),
+            UserError::Store(e) => e.into(),
         }
     }
 }

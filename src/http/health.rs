@@ -1,19 +1,13 @@
 //! Liveness, readiness, and the operator's one-look health page.
 
 use actix_web::{HttpResponse, web};
-use chrono::Utc;
 use serde_json::json;
-use std::collections::BTreeMap;
 
 use super::ApiError;
+use super::AppState;
 use super::admin::run_json;
 use super::admin_auth::Admin;
-use crate::app::AppState;
-use crate::domain::UserStatus;
-use crate::store::RateLimitRecord;
-
-/// Pending deliveries older than this make the service "degraded".
-const STUCK_INBOX_SECONDS: i64 = 300;
+use crate::sync::Health;
 
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
@@ -26,38 +20,16 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// What every replica knows (stored), overlaid with what this one knows now.
-pub async fn rate_limits(state: &AppState) -> Result<Vec<RateLimitRecord>, ApiError> {
-    let mut merged: BTreeMap<(i64, String), RateLimitRecord> = BTreeMap::new();
-    for r in state.store.rate_limits().await? {
-        merged.insert((r.installation_id.get(), r.resource.clone()), r);
-    }
-    if let Some(syncer) = &state.syncer {
-        for r in syncer.github.governor().snapshot(Utc::now()) {
-            merged.insert((r.installation_id.get(), r.resource.clone()), r);
-        }
-    }
-    Ok(merged.into_values().collect())
-}
-
 pub async fn admin_health(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let now = Utc::now();
-    let database = match state.store.ping().await {
-        Ok(()) => "ok".to_string(),
-        Err(e) => e.to_string(),
+    let h = match state.status.health().await? {
+        Health::DatabaseDown(database) => {
+            return Ok(HttpResponse::Ok().json(json!({ "status": "degraded", "database": database })));
+        }
+        Health::Up(h) => h,
     };
-    if database != "ok" {
-        return Ok(HttpResponse::Ok().json(json!({ "status": "degraded", "database": database })));
-    }
-    let inbox = state.store.inbox_stats().await?;
-    let oldest = inbox.oldest_pending_at.map(|t| (now - t).num_seconds().max(0));
-    let mut users: BTreeMap<String, i64> = UserStatus::ALL.iter().map(|s| (s.as_str().to_string(), 0)).collect();
-    users.extend(state.store.user_counts().await?);
-    let last_run = state.store.runs(1).await?.into_iter().next();
-    let running = state.store.running_run().await?;
-    let limits: Vec<_> = rate_limits(&state)
-        .await?
-        .into_iter()
+    let limits: Vec<_> = h
+        .rate_limits
+        .iter()
         .map(|r| {
             json!({
                 "installation_id": r.installation_id,
@@ -69,21 +41,16 @@ pub async fn admin_health(_: Admin, state: web::Data<AppState>) -> Result<HttpRe
             })
         })
         .collect();
-    // Passes stopped finishing: two intervals without one means something is stuck.
-    let last_finished = state.store.last_finished_run().await?.and_then(|r| r.finished_at);
-    let interval = chrono::Duration::from_std(state.settings.sync.interval).unwrap_or(chrono::Duration::MAX);
-    let overdue = last_finished.is_some_and(|t| now - t > interval * 2);
-    let degraded = inbox.failed > 0 || oldest.is_some_and(|s| s > STUCK_INBOX_SECONDS) || overdue;
     Ok(HttpResponse::Ok().json(json!({
-        "status": if degraded { "degraded" } else { "ok" },
-        "database": database,
-        "last_run": last_run.as_ref().map(run_json),
-        "running_run_id": running,
-        "last_finished_at": last_finished,
-        "pass_paused_until": state.syncer.as_ref().and_then(|s| s.pass_paused_until()),
-        "next_run_at": crate::sync::next_run_at(state.settings.sync.interval, now),
-        "inbox": { "pending": inbox.pending, "failed": inbox.failed, "oldest_pending_seconds": oldest },
+        "status": if h.degraded { "degraded" } else { "ok" },
+        "database": "ok",
+        "last_run": h.last_run.as_ref().map(run_json),
+        "running_run_id": h.running_run_id,
+        "last_finished_at": h.last_finished_at,
+        "pass_paused_until": h.pass_paused_until,
+        "next_run_at": h.next_run_at,
+        "inbox": { "pending": h.inbox.pending, "failed": h.inbox.failed, "oldest_pending_seconds": h.oldest_pending_seconds },
         "rate_limits": limits,
-        "users": users,
+        "users": h.users,
     })))
 }

@@ -4,8 +4,7 @@
 use actix_web::{HttpResponse, web};
 
 use super::ApiError;
-use super::health::rate_limits;
-use crate::app::AppState;
+use super::AppState;
 
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let m = &state.metrics;
@@ -15,8 +14,8 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
     for (status, n) in state.store.user_counts().await? {
         m.users.with_label_values(&[&status]).set(n);
     }
-    for r in rate_limits(&state).await? {
-        let labels = [r.installation_id.to_string(), r.resource.clone()];
+    for r in state.status.rate_limits().await? {
+        let labels = [r.installation_id.to_string(), r.resource.as_str().to_owned()];
         let labels = [labels[0].as_str(), labels[1].as_str()];
         m.rate_remaining.with_label_values(&labels).set(r.remaining);
         m.rate_reset.with_label_values(&labels).set(r.reset_at.timestamp());

@@ -7,6 +7,7 @@ mod errors;
 mod fallback;
 mod health;
 mod metrics;
+mod state;
 mod users;
 
 pub use connections::{
@@ -14,6 +15,7 @@ pub use connections::{
 };
 pub use errors::ApiError;
 pub use fallback::{json_config, json_errors, path_config, query_config};
+pub use state::AppState;
 
 use actix_web::web;
 

@@ -1,29 +1,21 @@
-//! The users API: look up, track, refresh, opt out or in, disconnect.
+//! The users API: look up, track, refresh, opt out or in, disconnect. Each
+//! handler parses its input, calls one store or `UserService` function, and
+//! answers.
 
 use actix_web::{HttpResponse, web};
-use chrono::Utc;
 use serde::Deserialize;
 
 use super::ApiError;
+use super::AppState;
 use super::admin_auth::Admin;
-use crate::app::AppState;
-use crate::domain::{GitHubUserId, Login, ProfileHash, UserStatus};
-use crate::store::{Account, DueUser, UserOutcome, UserRecord};
-use crate::sync::Syncer;
+use crate::domain::{GitHubUserId, Login};
+use crate::sync::TrackBy;
 
 fn parse_id(raw: &str) -> Result<GitHubUserId, ApiError> {
     raw.parse::<i64>()
         .ok()
         .and_then(|n| GitHubUserId::new(n).ok())
         .ok_or_else(|| ApiError::BadRequest(format!("{raw:?} is not a GitHub user id (a positive integer)")))
-}
-
-fn syncer(state: &AppState) -> Result<&Syncer, ApiError> {
-    state.syncer.as_ref().ok_or_else(|| ApiError::Unavailable("GitHub is not configured".into()))
-}
-
-async fn existing(state: &AppState, id: GitHubUserId) -> Result<UserRecord, ApiError> {
-    state.store.user_by_id(id).await?.ok_or_else(|| ApiError::NotFound(format!("no tracked user with id {id}")))
 }
 
 pub async fn by_login(_: Admin, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
@@ -37,7 +29,9 @@ pub async fn by_login(_: Admin, state: web::Data<AppState>, path: web::Path<Stri
 }
 
 pub async fn by_id(_: Admin, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let user = existing(&state, parse_id(&path)?).await?;
+    let id = parse_id(&path)?;
+    let user =
+        state.store.user_by_id(id).await?.ok_or_else(|| ApiError::NotFound(format!("no tracked user with id {id}")))?;
     Ok(HttpResponse::Ok().json(user))
 }
 
@@ -47,85 +41,29 @@ pub struct TrackRequest {
     github_id: Option<i64>,
 }
 
-/// Tracks a user who linked GitHub without installing the App: fetched right
-/// away with any active installation's token, never anonymously.
+/// Tracks a user who linked GitHub without installing the App: 201 when new.
 pub async fn track(
     _: Admin,
     state: web::Data<AppState>,
     body: web::Json<TrackRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let syncer = syncer(&state)?;
-    let body = body.into_inner();
-    let profile = match (body.login, body.github_id) {
-        (Some(login), None) => {
-            let login = Login::parse(&login).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-            syncer.fetch_by_login(&login).await
+    let whom = match body.into_inner() {
+        TrackRequest { login: Some(login), github_id: None } => {
+            TrackBy::Login(Login::parse(&login).map_err(|e| ApiError::BadRequest(e.to_string()))?)
         }
-        (None, Some(id)) => {
-            let id = GitHubUserId::new(id).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-            if let Some(user) = state.store.user_by_id(id).await? {
-                return Ok(HttpResponse::Ok().json(user));
-            }
-            syncer.fetch_by_id(id).await
+        TrackRequest { login: None, github_id: Some(id) } => {
+            TrackBy::Id(GitHubUserId::new(id).map_err(|e| ApiError::BadRequest(e.to_string()))?)
         }
         _ => return Err(ApiError::BadRequest("give exactly one of \"login\" or \"github_id\"".into())),
     };
-    let profile = match profile {
-        Err(crate::github::GitHubError::NotFound) => return Err(ApiError::NotFound("no such GitHub user".into())),
-        other => other?,
-    };
-    if let Some(user) = state.store.user_by_id(profile.github_id).await? {
-        return Ok(HttpResponse::Ok().json(user));
-    }
-    let now = Utc::now();
-    let account = Account {
-        id: profile.github_id,
-        login: profile.login.clone(),
-        node_id: profile.node_id.clone(),
-        avatar_url: Some(profile.key.avatar_url.clone()),
-        kind: "User".into(),
-        installation_id: None,
-    };
-    let created = state.store.track_user(&account, now).await?;
-    let next_sync_at = now + chrono::Duration::from_std(state.settings.sync.stale_after).unwrap_or_default();
-    let outcome = UserOutcome::Fetched {
-        hash: profile.key.hash(),
-        observed: None,
-        next_sync_at,
-        changed: true,
-        profile: Box::new(profile),
-    };
-    state.store.record_outcomes(&[outcome], now, Utc::now()).await?;
-    let user = existing(&state, account.id).await?;
+    let (user, created) = state.users.track(whom).await?;
     Ok(if created { HttpResponse::Created().json(user) } else { HttpResponse::Ok().json(user) })
 }
 
 /// Refreshes one user now, over REST, and answers with what is stored after.
 pub async fn sync_now(_: Admin, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let syncer = syncer(&state)?;
-    let user = existing(&state, parse_id(&path)?).await?;
-    if !user.sync_enabled || user.status != UserStatus::Active {
-        return Err(ApiError::Conflict {
-            message: format!("user {} is {}: not synced", user.github_id, user.status),
-            run_id: None,
-        });
-    }
-    let due = DueUser {
-        github_id: user.github_id,
-        node_id: None,
-        login: user.login.clone(),
-        installation_id: user.installation_id.and_then(|i| crate::domain::InstallationId::new(i).ok()),
-        profile_hash: None::<ProfileHash>,
-        observed_hash: None,
-        failures: user.failures,
-    };
-    let started = Utc::now();
-    let outcome = syncer.refresh_one(due).await?;
-    state.store.record_outcomes(std::slice::from_ref(&outcome), started, Utc::now()).await?;
-    if let UserOutcome::Failed { error, .. } = outcome {
-        return Err(ApiError::BadGateway(error));
-    }
-    Ok(HttpResponse::Ok().json(existing(&state, user.github_id).await?))
+    let id = parse_id(&path)?;
+    Ok(HttpResponse::Ok().json(state.users.sync_now(id).await?))
 }
 
 #[derive(Deserialize)]
@@ -140,13 +78,7 @@ pub async fn set_sync_enabled(
     body: web::Json<SyncEnabled>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
-    if !state.store.set_sync_enabled(id, body.enabled, Utc::now()).await? {
-        return Err(ApiError::NotFound(format!("no tracked user with id {id}")));
-    }
-    if body.enabled {
-        state.refresh_notify.notify_one();
-    }
-    Ok(HttpResponse::Ok().json(existing(&state, id).await?))
+    Ok(HttpResponse::Ok().json(state.users.set_sync_enabled(id, body.enabled).await?))
 }
 
 pub async fn disconnect(

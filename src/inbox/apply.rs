@@ -5,8 +5,8 @@ use chrono::Utc;
 use std::sync::Arc;
 use tokio::sync::Notify;
 
-use crate::domain::{InstallationState, UserStatus};
-use crate::store::{ClaimedDelivery, Store, StoreError};
+use crate::domain::{ClaimedDelivery, InstallationState, UserStatus};
+use crate::store::{Store, StoreError};
 use crate::sync::activity_due_at;
 use crate::webhook::{Event, EventError, InstallationAction, parse_event};
 

@@ -10,8 +10,10 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::apply::{ApplyError, ApplyOutcome, apply};
+use crate::domain::{ClaimedDelivery, DeliveryState, Settlement};
 use crate::metrics::Metrics;
-use crate::store::{ClaimedDelivery, DeliveryState, Settlement, Store, StoreResult};
+use crate::store::{Store, StoreResult};
+use crate::webhook::Writer;
 
 /// Tries before a delivery is parked as failed.
 pub const MAX_ATTEMPTS: i32 = 5;
@@ -48,7 +50,7 @@ fn outcome_label(state: DeliveryState, retry_at: Option<DateTime<Utc>>) -> &'sta
 pub struct Worker {
     pub store: Arc<dyn Store>,
     /// The request path's writer: while it has deliveries waiting, we wait a little.
-    pub writer: Option<super::Writer>,
+    pub writer: Option<Writer>,
     pub notify: Arc<Notify>,
     pub refresh: Arc<Notify>,
     pub metrics: Metrics,

@@ -1,12 +1,13 @@
-//! Storage: one trait named after what ghsync does, one module per database.
-//! Both backends share their SQL (`sql/`: sqlx maps `$n` placeholders on SQLite too);
-//! what differs — connection set-up, migrations, `SKIP LOCKED` — stays in the
-//! backend's own file.
+//! Storage: one trait named after what ghsync does, in five parts. Both
+//! backends are one generic `SqlStore` (`sql/`: plain code, the same SQL text
+//! for both, since sqlx maps `$n` placeholders on SQLite too); what differs —
+//! connection set-up, migrations, the write `BEGIN`, `SKIP LOCKED` — is each
+//! backend's `Backend` impl in its own file. The values it stores and returns
+//! are `domain/` types; status changes are decided there, and written here.
 
 mod postgres;
 mod sql;
 mod sqlite;
-mod types;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -14,12 +15,13 @@ use std::sync::Arc;
 
 use crate::config::DatabaseSettings;
 use crate::domain::{
-    DeliveryId, GitHubUserId, InstallationId, InstallationState, Login, ProfileHash, RestProfile, RunId,
+    Account, ClaimedDelivery, DeliveryId, DeliveryRecord, DeliveryState, DueKind, DueUser, GitHubUserId, InboxStats,
+    InsertOutcome, InstallationId, InstallationRecord, InstallationState, Login, NewDelivery, RateLimitRecord,
+    RunCounts, RunId, RunRecord, RunStart, Settlement, UserOutcome, UserRecord,
 };
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
-pub use types::*;
 
 /// What can go wrong in storage, as callers need to tell it apart.
 #[derive(Debug, thiserror::Error)]
@@ -201,33 +203,4 @@ pub trait RunStore: Send + Sync {
     async fn runs(&self, limit: i64) -> StoreResult<Vec<RunRecord>>;
     async fn run(&self, id: RunId) -> StoreResult<Option<RunRecord>>;
     async fn last_finished_run(&self) -> StoreResult<Option<RunRecord>>;
-}
-
-/// Which due users a claim takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DueKind {
-    Marked,
-    All,
-}
-
-/// What one fetch found for one user (KUBE's `Action`, stored).
-#[derive(Debug, Clone)]
-pub enum UserOutcome {
-    /// Fetched whole over REST (new, changed, or checked over REST): stored whole.
-    /// `changed` says whether the key fields differ from what we had.
-    Fetched {
-        profile: Box<RestProfile>,
-        hash: ProfileHash,
-        observed: Option<ProfileHash>,
-        next_sync_at: DateTime<Utc>,
-        changed: bool,
-    },
-    /// GraphQL saw the same key fields as before.
-    Unchanged { id: GitHubUserId, observed: ProfileHash, next_sync_at: DateTime<Utc> },
-    /// GitHub answered 404.
-    Gone { id: GitHubUserId },
-    /// Could not be fetched; try again at `retry_at` (the failure count grows).
-    Failed { id: GitHubUserId, error: String, retry_at: DateTime<Utc> },
-    /// Not attempted (rate limits said wait): back in the queue as it was.
-    Released { id: GitHubUserId },
 }

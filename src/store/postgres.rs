@@ -5,15 +5,22 @@
 use std::time::Duration;
 
 use sqlx::Postgres;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgPoolOptions, PgQueryResult};
 
-pub struct PgStore {
-    pool: PgPool,
-    /// The same pool: PostgreSQL takes concurrent writers.
-    writer: PgPool,
+use super::sql::{Backend, SqlStore};
+
+/// Readers and writers share one pool: PostgreSQL takes concurrent writers.
+pub type PgStore = SqlStore<Postgres>;
+
+impl Backend for Postgres {
+    const BEGIN_WRITE: &'static str = "BEGIN";
+    const LOCK_CLAIMED: &'static str = " FOR UPDATE SKIP LOCKED";
+    fn rows_affected(result: &PgQueryResult) -> u64 {
+        result.rows_affected()
+    }
 }
 
-impl PgStore {
+impl SqlStore<Postgres> {
     /// Connects and migrates (sqlx holds an advisory lock while migrating, so
     /// replicas starting together are safe).
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
@@ -25,8 +32,6 @@ impl PgStore {
             .await
             .context("cannot connect to PostgreSQL")?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await.context("cannot migrate the PostgreSQL database")?;
-        Ok(Self { writer: pool.clone(), pool })
+        Ok(Self::new(pool.clone(), pool))
     }
 }
-
-super::sql::portable_store!(PgStore, Postgres, begin_write = "BEGIN", skip_locked = " FOR UPDATE SKIP LOCKED");

@@ -6,23 +6,30 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool};
+
+use super::sql::{Backend, SqlStore};
 
 /// Waiting for the write lock beats failing: writes are short.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub struct SqliteStore {
-    /// Readers: WAL lets them run beside the writer.
-    pool: SqlitePool,
-    /// The one writer. SQLite takes one write transaction at a time; with one
-    /// connection for all of them, they wait their turn in order here rather
-    /// than in SQLite's busy handler, which sleeps in growing steps (up to
-    /// 100 ms) and made webhook answers wait behind the inbox worker.
-    writer: SqlitePool,
+/// Readers share a pool (WAL lets them run beside the writer). The writer is
+/// a pool of one: SQLite takes one write transaction at a time, and with one
+/// connection for all of them they wait their turn in order here rather than
+/// in SQLite's busy handler, which sleeps in growing steps (up to 100 ms) and
+/// made webhook answers wait behind the inbox worker.
+pub type SqliteStore = SqlStore<Sqlite>;
+
+impl Backend for Sqlite {
+    const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+    const LOCK_CLAIMED: &'static str = "";
+    fn rows_affected(result: &SqliteQueryResult) -> u64 {
+        result.rows_affected()
+    }
 }
 
-impl SqliteStore {
+impl SqlStore<Sqlite> {
     /// Opens (creating if missing) and migrates.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
         use anyhow::Context as _;
@@ -48,7 +55,7 @@ impl SqliteStore {
             .await
             .context("cannot open the SQLite database")?;
         release_leases(&writer).await.context("cannot release leases left by an earlier process")?;
-        Ok(Self { pool, writer })
+        Ok(Self::new(pool, writer))
     }
 }
 
@@ -63,5 +70,3 @@ async fn release_leases(pool: &SqlitePool) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE users SET claimed_until = NULL WHERE claimed_until IS NOT NULL").execute(&mut *tx).await?;
     tx.commit().await
 }
-
-super::sql::portable_store!(SqliteStore, Sqlite, begin_write = "BEGIN IMMEDIATE", skip_locked = "");

@@ -1,17 +1,25 @@
-//! Keeping profiles true: the webhook-driven refresher, the reconcile pass,
-//! and the schedule that starts passes. A trigger's reason never changes what
-//! a fetch does: every path reads GitHub's current state and stores it.
+//! Keeping profiles true, one struct per job: the `Reconciler` (a batch of
+//! users in, an outcome each out), the `PassRunner` (a whole reconcile pass),
+//! the `Refresher` (webhook-driven refreshes), the `Scheduler` (when passes
+//! start), the `UserService` (what the users API does) and the
+//! `StatusService` (health and rate limits, read-only). A trigger's reason
+//! never changes what a fetch does: every path reads GitHub's current state
+//! and stores it.
 
 mod backoff;
 mod pass;
 mod picker;
 mod reconcile;
-mod redeliver;
 mod refresher;
 mod schedule;
+mod status;
+mod users;
 
 pub use backoff::{activity_due_at, failure_retry_at};
-pub use pass::{PassReport, Syncer};
+pub use pass::{PassReport, PassRunner};
 pub use picker::TokenPicker;
-pub use redeliver::{MAX_REQUESTS as MAX_REDELIVERY_REQUESTS, SweepReport};
-pub use schedule::{next_run_at, pass_due_at_start, run_scheduler};
+pub use reconcile::Reconciler;
+pub use refresher::Refresher;
+pub use schedule::{Scheduler, next_run_at, pass_due_at_start};
+pub use status::{Health, HealthReport, StatusService};
+pub use users::{TrackBy, UserError, UserService};

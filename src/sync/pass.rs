@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use tokio_util::sync::CancellationToken;
 
-use super::picker::TokenPicker;
+use super::reconcile::Reconciler;
 use crate::config::SyncSettings;
-use crate::domain::RunId;
+use crate::domain::{DueKind, RunCounts, RunId, RunStart, UserOutcome};
 use crate::github::{GitHub, Meter, Priority};
 use crate::metrics::Metrics;
-use crate::store::{DueKind, RunCounts, RunStart, Store, StoreResult, UserOutcome};
+use crate::store::{Store, StoreResult};
 
 /// A pass whose heartbeat is older than this died with its process.
 pub const ABANDON_AFTER: Duration = Duration::minutes(10);
@@ -24,16 +24,19 @@ const DRAINERS: usize = 4;
 /// A paused pass still says it is alive this often.
 const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Everything the sync code needs, built once by `App::build`.
+/// Runs passes: the one thing `ghsync reconcile`, `POST /admin/reconcile`,
+/// the schedule and the tests all call. Cheap to clone; clones share the
+/// pause gauge.
 #[derive(Clone)]
-pub struct Syncer {
-    pub store: Arc<dyn Store>,
-    pub github: GitHub,
-    pub settings: SyncSettings,
-    pub metrics: Metrics,
-    pub picker: Arc<TokenPicker>,
+pub struct PassRunner {
+    store: Arc<dyn Store>,
+    /// Lists installations and hands out the governor's unsaved knowledge.
+    github: GitHub,
+    reconciler: Reconciler,
+    batch_size: usize,
+    metrics: Metrics,
     /// When the pass in this process waits on rate limits until (epoch ms; 0 = not waiting).
-    pub paused_until: Arc<AtomicI64>,
+    paused_until: Arc<AtomicI64>,
 }
 
 #[derive(Debug, Clone)]
@@ -65,10 +68,16 @@ fn counts_of(outcomes: &[UserOutcome]) -> RunCounts {
     c
 }
 
-impl Syncer {
-    pub fn new(store: Arc<dyn Store>, github: GitHub, settings: SyncSettings, metrics: Metrics) -> Self {
-        let picker = Arc::new(TokenPicker::new(store.clone(), github.clone()));
-        Self { store, github, settings, metrics, picker, paused_until: Arc::new(AtomicI64::new(0)) }
+impl PassRunner {
+    pub fn new(
+        store: Arc<dyn Store>,
+        github: GitHub,
+        reconciler: Reconciler,
+        settings: &SyncSettings,
+        metrics: Metrics,
+    ) -> Self {
+        let batch_size = settings.batch_size;
+        Self { store, github, reconciler, batch_size, metrics, paused_until: Arc::new(AtomicI64::new(0)) }
     }
 
     /// When this process's pass is waiting on rate limits, until when.
@@ -78,9 +87,35 @@ impl Syncer {
     }
 
     /// Starts a pass, or finds the running one.
-    pub async fn begin(&self, trigger: &str) -> StoreResult<RunStart> {
+    async fn begin(&self, trigger: &str) -> StoreResult<RunStart> {
         let now = Utc::now();
         self.store.start_run(trigger, now, now - ABANDON_AFTER).await
+    }
+
+    /// Starts a pass in the background and says which (`POST /admin/reconcile`);
+    /// when one is running already, says so and starts nothing.
+    pub async fn start(&self, trigger: &str, shutdown: CancellationToken) -> StoreResult<RunStart> {
+        let start = self.begin(trigger).await?;
+        if let RunStart::Started(id) = start {
+            let runner = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = runner.carry_out(id, &shutdown).await {
+                    tracing::error!(error.cause_chain = ?e, run_id = %id, "reconcile pass failed");
+                }
+            });
+        }
+        Ok(start)
+    }
+
+    /// Runs one pass now in the background, joining the running one if any (the schedule).
+    pub fn spawn_pass(&self, trigger: &'static str, shutdown: CancellationToken) {
+        let runner = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = runner.run_pass(trigger, &shutdown).await {
+                runner.metrics.passes.with_label_values(&["error"]).inc();
+                tracing::error!(error.message = %e, error.cause_chain = ?e, "reconcile pass failed");
+            }
+        });
     }
 
     /// One whole pass: start (or join), reconcile installations, drain, record.
@@ -97,7 +132,7 @@ impl Syncer {
 
     /// The body of a pass this process started.
     #[tracing::instrument(name = "sync.pass", skip_all, fields(run_id = %id))]
-    pub async fn carry_out(&self, id: RunId, shutdown: &CancellationToken) -> anyhow::Result<PassReport> {
+    async fn carry_out(&self, id: RunId, shutdown: &CancellationToken) -> anyhow::Result<PassReport> {
         // The start as recorded: users this pass's listing discovers are due as of it, so the
         // drain (which takes users due at the pass's start) fetches them in this pass.
         let started = self.store.run(id).await?.map_or_else(Utc::now, |run| run.started_at);
@@ -145,7 +180,7 @@ impl Syncer {
         let added = added.into_inner();
         // Only after a complete listing: anything not in it is gone.
         let removed = self.store.retire_unseen_installations(started, Utc::now()).await?;
-        self.picker.invalidate();
+        self.reconciler.installations_changed();
         Ok((added, removed))
     }
 
@@ -175,12 +210,11 @@ impl Syncer {
         while !shutdown.is_cancelled() {
             // Due as of the pass's start: a user synced (or failed) during the pass waits for the next one.
             let claimed_at = Utc::now();
-            let batch =
-                self.store.claim_due_users(DueKind::All, self.settings.batch_size, cutoff, claimed_at + LEASE).await?;
+            let batch = self.store.claim_due_users(DueKind::All, self.batch_size, cutoff, claimed_at + LEASE).await?;
             if batch.is_empty() {
                 break;
             }
-            let result = self.reconcile_batch(batch, Priority::Background, false, &meter).await;
+            let result = self.reconciler.reconcile_batch(batch, Priority::Background, false, &meter).await;
             self.store.record_outcomes(&result.outcomes, claimed_at, Utc::now()).await?;
             let mut counts = counts_of(&result.outcomes);
             (counts.points_core, counts.points_graphql) = meter.take();

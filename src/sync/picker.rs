@@ -10,8 +10,8 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::domain::InstallationId;
-use crate::github::{CallOptions, GitHub, GitHubError, Meter, Priority, Resource};
+use crate::domain::{InstallationId, Resource};
+use crate::github::{CallOptions, GitHub, GitHubError, Meter, Priority};
 use crate::store::Store;
 
 /// Installations considered at once (memory stays flat with a million of them).

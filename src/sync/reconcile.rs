@@ -2,16 +2,20 @@
 //! checked with GraphQL `nodes` (a few points per hundred) and compared by
 //! content hash; only new, changed or unresolvable users are fetched whole
 //! over REST. The only side effects are the GitHub calls: the caller stores
-//! the outcomes.
+//! the outcomes. The `Reconciler` also does the one-off reads the users API
+//! needs (one user now, a user by login or id).
 
 use chrono::{DateTime, Utc};
 use futures_util::{StreamExt, stream};
+use std::sync::Arc;
+use std::time::Duration;
 
 use super::backoff::failure_retry_at;
-use super::pass::Syncer;
-use crate::domain::{NodeId, ProfileHash};
-use crate::github::{GitHubError, MAX_NODES, Meter, Priority, Resource};
-use crate::store::{DueUser, UserOutcome};
+use super::picker::TokenPicker;
+use crate::config::SyncSettings;
+use crate::domain::{DueUser, GitHubUserId, Login, NodeId, ProfileHash, Resource, RestProfile, UserOutcome};
+use crate::github::{GitHub, GitHubError, MAX_NODES, Meter, Priority};
+use crate::store::Store;
 
 /// REST fetches in flight at once per batch (the governor caps each token further).
 const REST_CONCURRENCY: usize = 16;
@@ -32,9 +36,33 @@ impl BatchResult {
     }
 }
 
-impl Syncer {
+/// Reads users from GitHub and decides what each one's outcome is. Shared
+/// (cheaply cloned) by the pass, the refresher and the users service.
+#[derive(Clone)]
+pub struct Reconciler {
+    github: GitHub,
+    picker: Arc<TokenPicker>,
+    stale_after: Duration,
+    retry_base: Duration,
+}
+
+impl Reconciler {
+    pub fn new(store: Arc<dyn Store>, github: GitHub, settings: &SyncSettings) -> Self {
+        let picker = Arc::new(TokenPicker::new(store, github.clone()));
+        Self { github, picker, stale_after: settings.stale_after, retry_base: settings.retry_base }
+    }
+
+    /// The installations changed: pick tokens from a fresh list next time.
+    pub fn installations_changed(&self) {
+        self.picker.invalidate();
+    }
+
+    fn next_sync_at(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now + chrono::Duration::from_std(self.stale_after).unwrap_or_default()
+    }
+
     fn failed(&self, user: &DueUser, error: &GitHubError, now: DateTime<Utc>) -> UserOutcome {
-        let retry_at = failure_retry_at(user.failures + 1, self.settings.retry_base, self.settings.stale_after, now);
+        let retry_at = failure_retry_at(user.failures + 1, self.retry_base, self.stale_after, now);
         UserOutcome::Failed { id: user.github_id, error: error.to_string(), retry_at }
     }
 
@@ -69,12 +97,10 @@ impl Syncer {
                         let same =
                             user.observed_hash.as_ref() == Some(&hash) || user.profile_hash.as_ref() == Some(&hash);
                         if same {
-                            let next_sync_at =
-                                now + chrono::Duration::from_std(self.settings.stale_after).unwrap_or_default();
                             result.outcomes.push(UserOutcome::Unchanged {
                                 id: user.github_id,
                                 observed: hash,
-                                next_sync_at,
+                                next_sync_at: self.next_sync_at(now),
                             });
                         } else {
                             to_fetch.push((user, Some(hash)));
@@ -127,7 +153,7 @@ impl Syncer {
                     changed: user.profile_hash.as_ref() != Some(&hash),
                     hash,
                     observed,
-                    next_sync_at: now + chrono::Duration::from_std(self.settings.stale_after).unwrap_or_default(),
+                    next_sync_at: self.next_sync_at(now),
                     profile: Box::new(profile),
                 })
             }
@@ -150,7 +176,7 @@ impl Syncer {
             users.into_iter().partition(|u| !rest_only && !u.is_new() && u.node_id.is_some());
         let mut to_fetch: Vec<(DueUser, Option<ProfileHash>)> = new.into_iter().map(|u| (u, None)).collect();
         to_fetch.extend(self.check_known(known, meter, &mut result).await);
-        let fetched: Vec<(crate::domain::GitHubUserId, Result<UserOutcome, GitHubError>)> = stream::iter(to_fetch)
+        let fetched: Vec<(GitHubUserId, Result<UserOutcome, GitHubError>)> = stream::iter(to_fetch)
             .map(|(user, observed)| async move { (user.github_id, self.fetch(user, observed, priority, meter).await) })
             .buffer_unordered(REST_CONCURRENCY)
             .collect()
@@ -171,5 +197,36 @@ impl Syncer {
             }
         }
         result
+    }
+
+    /// Fetches one user now over REST (admin "sync"), spending the reserve if need be.
+    pub async fn refresh_one(&self, user: DueUser) -> Result<UserOutcome, GitHubError> {
+        let meter = Meter::default();
+        let mut result = self.reconcile_batch(vec![user], Priority::Webhook, true, &meter).await;
+        match (result.outcomes.pop(), result.blocked_until) {
+            (Some(UserOutcome::Released { .. }), Some(until)) => {
+                Err(GitHubError::Blocked { until, reason: "rate limits".into() })
+            }
+            (Some(outcome), _) => Ok(outcome),
+            (None, _) => Err(GitHubError::Decode("no outcome for the user".into())),
+        }
+    }
+
+    /// Reads a user by login with any active installation's token (`POST /api/users`).
+    pub async fn fetch_by_login(&self, login: &Login) -> Result<RestProfile, GitHubError> {
+        self.picker
+            .call(None, Resource::Core, Priority::Webhook, None, |installation, opts| {
+                self.github.user_by_login(installation, login, Priority::Webhook, opts)
+            })
+            .await
+    }
+
+    /// Reads a user by id with any active installation's token.
+    pub async fn fetch_by_id(&self, id: GitHubUserId) -> Result<RestProfile, GitHubError> {
+        self.picker
+            .call(None, Resource::Core, Priority::Webhook, None, |installation, opts| {
+                self.github.user_by_id(installation, id, Priority::Webhook, opts)
+            })
+            .await
     }
 }

@@ -7,17 +7,30 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::pass::Syncer;
-use crate::domain::{GitHubUserId, Login, RestProfile};
-use crate::github::{GitHubError, Meter, Priority, Resource};
-use crate::store::{DueKind, DueUser, UserOutcome};
+use super::reconcile::Reconciler;
+use crate::domain::DueKind;
+use crate::github::{Meter, Priority};
+use crate::store::Store;
 
 const CLAIM: usize = 16;
 const LEASE: chrono::Duration = chrono::Duration::minutes(2);
 /// Looked at least this often, in case a wake-up was missed.
 const POLL: Duration = Duration::from_secs(5);
 
-impl Syncer {
+/// The refresher task: its store, the reconciler it fetches with, and the
+/// `Notify` that the inbox worker and the users API ring when they mark a user due.
+#[derive(Clone)]
+pub struct Refresher {
+    store: Arc<dyn Store>,
+    reconciler: Reconciler,
+    wake: Arc<Notify>,
+}
+
+impl Refresher {
+    pub fn new(store: Arc<dyn Store>, reconciler: Reconciler, wake: Arc<Notify>) -> Self {
+        Self { store, reconciler, wake }
+    }
+
     /// One round: claims marked users that are due and refreshes them. Returns how many.
     pub async fn refresh_marked(&self) -> anyhow::Result<usize> {
         let now = Utc::now();
@@ -27,7 +40,7 @@ impl Syncer {
         }
         let count = users.len();
         let meter = Meter::default();
-        let result = self.reconcile_batch(users, Priority::Webhook, true, &meter).await;
+        let result = self.reconciler.reconcile_batch(users, Priority::Webhook, true, &meter).await;
         self.store.record_outcomes(&result.outcomes, now, Utc::now()).await?;
         for error in &result.errors {
             tracing::warn!(%error, "webhook-driven refresh failed");
@@ -39,9 +52,9 @@ impl Syncer {
         Ok(count)
     }
 
-    pub async fn run_refresher(self, wake: Arc<Notify>, shutdown: CancellationToken) -> anyhow::Result<()> {
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         while !shutdown.is_cancelled() {
-            let woken = wake.notified();
+            let woken = self.wake.notified();
             match self.refresh_marked().await {
                 Ok(0) => {}
                 Ok(_) => continue,
@@ -56,38 +69,5 @@ impl Syncer {
             }
         }
         Ok(())
-    }
-}
-
-impl Syncer {
-    /// Fetches one user now (admin "sync"), spending the reserve if need be.
-    pub async fn refresh_one(&self, user: DueUser) -> Result<UserOutcome, GitHubError> {
-        let meter = Meter::default();
-        let mut result = self.reconcile_batch(vec![user], Priority::Webhook, true, &meter).await;
-        match (result.outcomes.pop(), result.blocked_until) {
-            (Some(UserOutcome::Released { .. }), Some(until)) => {
-                Err(GitHubError::Blocked { until, reason: "rate limits".into() })
-            }
-            (Some(outcome), _) => Ok(outcome),
-            (None, _) => Err(GitHubError::Decode("no outcome for the user".into())),
-        }
-    }
-
-    /// Reads a user by login with any active installation's token (`POST /api/users`).
-    pub async fn fetch_by_login(&self, login: &Login) -> Result<RestProfile, GitHubError> {
-        self.picker
-            .call(None, Resource::Core, Priority::Webhook, None, |installation, opts| {
-                self.github.user_by_login(installation, login, Priority::Webhook, opts)
-            })
-            .await
-    }
-
-    /// Reads a user by id with any active installation's token.
-    pub async fn fetch_by_id(&self, id: GitHubUserId) -> Result<RestProfile, GitHubError> {
-        self.picker
-            .call(None, Resource::Core, Priority::Webhook, None, |installation, opts| {
-                self.github.user_by_id(installation, id, Priority::Webhook, opts)
-            })
-            .await
     }
 }

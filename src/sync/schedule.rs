@@ -6,9 +6,11 @@
 
 use chrono::{DateTime, Duration, Timelike, Utc};
 use clokwerk::{AsyncScheduler, Interval};
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-use super::pass::Syncer;
+use super::pass::PassRunner;
+use crate::store::Store;
 
 /// A pass is due at start-up when none ever finished, or the last finished
 /// longer ago than the interval.
@@ -49,43 +51,44 @@ pub fn next_run_at(every: std::time::Duration, now: DateTime<Utc>) -> DateTime<U
     midnight + Duration::seconds((since / step + 1) * step)
 }
 
-impl Syncer {
-    /// Runs one pass now in the background, unless one is running.
-    pub fn spawn_pass(&self, trigger: &'static str, shutdown: CancellationToken) {
-        let syncer = self.clone();
-        tokio::spawn(async move {
-            if let Err(e) = syncer.run_pass(trigger, &shutdown).await {
-                syncer.metrics.passes.with_label_values(&["error"]).inc();
-                tracing::error!(error.message = %e, error.cause_chain = ?e, "reconcile pass failed");
-            }
-        });
-    }
+/// The schedule task: when to start passes. Whether one may start is the
+/// pass runner's (the store's) decision.
+pub struct Scheduler {
+    store: Arc<dyn Store>,
+    passes: PassRunner,
+    interval: std::time::Duration,
 }
 
-/// Starts a pass at start-up if one is due, then on the schedule, until `shutdown`.
-pub async fn run_scheduler(syncer: Syncer, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let interval = syncer.settings.interval;
-    let last = syncer.store.last_finished_run().await?.and_then(|r| r.finished_at);
-    if pass_due_at_start(last, interval, Utc::now()) {
-        tracing::info!(last_finished = ?last, "the last pass is older than the interval: starting one");
-        syncer.spawn_pass("startup", shutdown.clone());
+impl Scheduler {
+    pub fn new(store: Arc<dyn Store>, passes: PassRunner, interval: std::time::Duration) -> Self {
+        Self { store, passes, interval }
     }
-    let mut scheduler = AsyncScheduler::with_tz(chrono::Utc);
-    {
-        let (syncer, shutdown) = (syncer.clone(), shutdown.clone());
-        scheduler.every(clokwerk_interval(interval)).run(move || {
-            let (syncer, shutdown) = (syncer.clone(), shutdown.clone());
-            async move { syncer.spawn_pass("schedule", shutdown) }
-        });
-    }
-    loop {
-        tokio::select! {
-            _ = scheduler.run_pending() => {}
-            _ = shutdown.cancelled() => return Ok(()),
+
+    /// Starts a pass at start-up if one is due, then on the schedule, until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let Self { store, passes, interval } = self;
+        let last = store.last_finished_run().await?.and_then(|r| r.finished_at);
+        if pass_due_at_start(last, interval, Utc::now()) {
+            tracing::info!(last_finished = ?last, "the last pass is older than the interval: starting one");
+            passes.spawn_pass("startup", shutdown.clone());
         }
-        tokio::select! {
-            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
-            _ = shutdown.cancelled() => return Ok(()),
+        let mut scheduler = AsyncScheduler::with_tz(chrono::Utc);
+        {
+            let (passes, shutdown) = (passes.clone(), shutdown.clone());
+            scheduler.every(clokwerk_interval(interval)).run(move || {
+                let (passes, shutdown) = (passes.clone(), shutdown.clone());
+                async move { passes.spawn_pass("schedule", shutdown) }
+            });
+        }
+        loop {
+            tokio::select! {
+                _ = scheduler.run_pending() => {}
+                _ = shutdown.cancelled() => return Ok(()),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                _ = shutdown.cancelled() => return Ok(()),
+            }
         }
     }
 }

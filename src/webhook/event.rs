@@ -4,9 +4,8 @@
 
 use serde::Deserialize;
 
-use crate::domain::{EventName, InstallationId, InstallationState};
+use crate::domain::{Account, EventName, InstallationId, InstallationRecord, InstallationState};
 use crate::github::AccountWireRef;
-use crate::store::{Account, InstallationRecord};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InstallationAction {

@@ -8,13 +8,32 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use chrono::Utc;
+use secrecy::SecretString;
+use std::sync::Arc;
+use tokio::sync::Notify;
 
 use super::body::{BodyGate, Held};
 use super::refusals::RefusalLog;
 use super::signature::{SignatureError, verify};
-use crate::app::AppState;
-use crate::domain::{DeliveryId, EventName};
-use crate::store::{InsertOutcome, NewDelivery, StoreError};
+use super::writer::Writer;
+use crate::domain::{DeliveryId, EventName, InsertOutcome, NewDelivery};
+use crate::metrics::Metrics;
+use crate::store::StoreError;
+
+/// What the webhook route needs, registered as its own `web::Data` so the
+/// request path depends on nothing else of the app.
+pub struct Ingest {
+    /// Newest first; several while rotating.
+    pub secrets: Vec<SecretString>,
+    pub writer: Writer,
+    /// Wakes the inbox worker when a delivery is stored.
+    pub inbox_notify: Arc<Notify>,
+    pub metrics: Metrics,
+    /// The budget of body bytes being read, all requests together.
+    pub gate: BodyGate,
+    /// Refusals, logged at a bounded rate.
+    pub refusals: RefusalLog,
+}
 
 /// GitHub caps payloads at 25 MB and sends nothing larger.
 pub const MAX_BODY_BYTES: usize = 25 * 1024 * 1024;
@@ -76,16 +95,11 @@ fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
 }
 
 /// Everything short of storing: the checks, in the contract's order.
-async fn check(
-    req: &HttpRequest,
-    payload: web::Payload,
-    state: &AppState,
-    gate: &BodyGate,
-) -> Result<(NewDelivery, Held), IngestError> {
+async fn check(req: &HttpRequest, payload: web::Payload, state: &Ingest) -> Result<(NewDelivery, Held), IngestError> {
     let declared = header(req, "content-length").and_then(|v| v.parse::<usize>().ok());
-    let body = gate.read(declared, payload).await?;
+    let body = state.gate.read(declared, payload).await?;
     let (body, held) = (body.bytes, body.held);
-    verify(header(req, "x-hub-signature-256"), &body, &state.settings.webhook.secrets)?;
+    verify(header(req, "x-hub-signature-256"), &body, &state.secrets)?;
     let event = EventName::parse(header(req, "x-github-event").unwrap_or(""))
         .map_err(|e| IngestError::BadRequest(e.to_string()))?;
     let id = DeliveryId::parse(header(req, "x-github-delivery").unwrap_or(""))
@@ -115,17 +129,15 @@ async fn check(
 pub async fn receive(
     req: HttpRequest,
     payload: web::Payload,
-    state: web::Data<AppState>,
-    gate: web::Data<BodyGate>,
-    refusals: web::Data<RefusalLog>,
+    state: web::Data<Ingest>,
 ) -> Result<HttpResponse, IngestError> {
     // `_held` keeps the body's bytes counted until the answer is written.
-    let (delivery, _held) = match check(&req, payload, &state, &gate).await {
+    let (delivery, _held) = match check(&req, payload, &state).await {
         Ok(checked) => checked,
         Err(e) => {
             // An unverified request's event header is not trusted, not even as a label.
             state.metrics.deliveries.with_label_values(&["unverified", e.outcome()]).inc();
-            refusals.note(e.outcome(), &e);
+            state.refusals.note(e.outcome(), &e);
             return Err(e);
         }
     };
@@ -133,7 +145,7 @@ pub async fn receive(
     span.record("delivery_id", delivery.id.as_str());
     span.record("event", delivery.event.as_str());
     let (id, event) = (delivery.id.clone(), delivery.event.clone());
-    let outcome = state.inbox_writer.submit(delivery).await.map_err(|e| {
+    let outcome = state.writer.submit(delivery).await.map_err(|e| {
         state.metrics.deliveries.with_label_values(&[event.as_str(), "unavailable"]).inc();
         tracing::error!(error.message = %e, "cannot store a webhook delivery");
         IngestError::Unavailable(e)

@@ -1,14 +1,17 @@
-//! The request path for GitHub's webhooks: verify, check, store, answer.
-//! Nothing else happens here: GitHub gives up after 10 s.
+//! The request path for GitHub's webhooks: verify, check, store (through the
+//! group-commit writer), answer. Nothing else happens here: GitHub gives up
+//! after 10 s.
 
 mod body;
 mod event;
 mod ingest;
 mod refusals;
 mod signature;
+mod writer;
 
 pub use body::BodyGate;
 pub use event::{Event, EventError, InstallationAction, parse_event};
-pub use ingest::{MAX_BODY_BYTES, receive};
+pub use ingest::{Ingest, MAX_BODY_BYTES, receive};
 pub use refusals::{RefusalLog, SUMMARY_PERIOD as REFUSAL_SUMMARY_PERIOD};
-pub use signature::{SignatureError, sign, verify};
+pub use signature::{SignatureError, verify};
+pub use writer::Writer;

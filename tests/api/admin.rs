@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::both_backends;
 use crate::helpers::{Options, TestApp, spawn_app, spawn_app_with};
-use ghsync::fake_github::{FakeUser, payloads};
+use fake_github::{FakeUser, payloads};
 
 /// Every `/admin` and `/api` endpoint, with a body where one is needed.
 fn protected() -> Vec<(Method, &'static str, Option<Value>)> {

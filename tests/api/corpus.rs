@@ -8,9 +8,8 @@ use serde_json::Value;
 
 use crate::both_backends;
 use crate::helpers::{TestApp, spawn_app};
-use ghsync::domain::DeliveryId;
-use ghsync::fake_github::FakeUser;
-use ghsync::store::DeliveryState;
+use fake_github::FakeUser;
+use ghsync::domain::{DeliveryId, DeliveryState};
 
 const CODERTOCAT_ID: i64 = 21031067;
 const CODERTOCAT_INSTALLATION: i64 = 957387;
@@ -73,9 +72,9 @@ both_backends! {
         // Assert 1: Codertocat is tracked, active, and fetched with that installation's token.
         assert_eq!(state_of(&app, &created_guid).await.0, DeliveryState::Done);
         let user = app.user_where(CODERTOCAT_ID, "Codertocat's profile fetched", |u| u.last_synced_at.is_some()).await;
-        assert_eq!(user.login, "Codertocat");
+        assert_eq!(user.login.as_str(), "Codertocat");
         assert_eq!(user.status.as_str(), "active");
-        assert_eq!(user.installation_id, Some(CODERTOCAT_INSTALLATION));
+        assert_eq!(user.installation_id.map(|i| i.get()), Some(CODERTOCAT_INSTALLATION));
         assert!(user.sync_enabled);
         assert!(user.github_profile.is_some(), "the full REST object is stored");
 

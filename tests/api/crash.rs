@@ -14,12 +14,11 @@ use futures_util::{StreamExt, stream};
 use secrecy::SecretString;
 
 use crate::both_backends;
-use crate::helpers::{ADMIN_TOKEN, APP_ID, DEMO_PUBLIC_KEY, PATIENCE, SECRET, TestDb, eventually};
+use crate::helpers::{ADMIN_TOKEN, APP_ID, PATIENCE, SECRET, TestDb, eventually};
+use fake_github::sign_webhook;
+use fake_github::{DEMO_APP_PUBLIC_KEY, FakeConfig, FakeGitHub, FakeUser, payloads};
 use ghsync::config::DatabaseSettings;
-use ghsync::domain::DeliveryId;
-use ghsync::fake_github::{FakeConfig, FakeGitHub, FakeUser, payloads};
-use ghsync::store::DeliveryState;
-use ghsync::webhook::sign;
+use ghsync::domain::{DeliveryId, DeliveryState};
 
 const DELIVERIES: usize = 400;
 const CONCURRENCY: usize = 16;
@@ -42,7 +41,7 @@ impl Server {
         let port = free_port();
         let log = dir.join(format!("{name}.log"));
         let out = File::create(&log).unwrap();
-        let key = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo-app-key.pem");
+        let key = Path::new(env!("CARGO_MANIFEST_DIR")).join("fake-github/fixtures/demo-app-key.pem");
         let child = Command::new(env!("CARGO_BIN_EXE_ghsync"))
             .arg("serve")
             .env_clear()
@@ -106,7 +105,7 @@ async fn post(client: &reqwest::Client, base: &str, guid: &str, body: &[u8]) -> 
         .header("content-type", "application/json")
         .header("X-GitHub-Event", "star")
         .header("X-GitHub-Delivery", guid)
-        .header("X-Hub-Signature-256", sign(SECRET, body))
+        .header("X-Hub-Signature-256", sign_webhook(SECRET, body))
         .body(body.to_vec())
         .send()
         .await
@@ -117,7 +116,7 @@ async fn post(client: &reqwest::Client, base: &str, guid: &str, body: &[u8]) -> 
 both_backends! {
     async fn every_delivery_answered_before_a_kill_9_is_applied_after_the_restart(backend: Backend) {
         // Arrange: a fake GitHub, a database, and the real binary serving on it.
-        let fake = FakeGitHub::start(FakeConfig { app_id: APP_ID, app_public_key_pem: DEMO_PUBLIC_KEY.into() }).await.unwrap();
+        let fake = FakeGitHub::start(FakeConfig { app_id: APP_ID, app_public_key_pem: DEMO_APP_PUBLIC_KEY.into() }).await.unwrap();
         let db = TestDb::create(backend).await;
         let dir = tempfile::tempdir().unwrap();
         let client = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().unwrap();

@@ -8,10 +8,9 @@ use serde_json::{Value, json};
 
 use crate::both_backends;
 use crate::helpers::{PATIENCE, SECRET, TestApp, eventually, spawn_app};
-use ghsync::domain::{DeliveryId, UserStatus};
-use ghsync::fake_github::{FakeUser, payloads};
-use ghsync::store::DeliveryState;
-use ghsync::webhook::sign;
+use fake_github::sign_webhook;
+use fake_github::{FakeUser, payloads};
+use ghsync::domain::{DeliveryId, DeliveryState, UserStatus};
 
 /// Installs the App for user `id` and waits for the first profile fetch.
 async fn installed_and_synced(app: &TestApp, id: i64) -> FakeUser {
@@ -34,7 +33,7 @@ async fn post_signed(app: &TestApp, event: &str, guid: &str, body: &[u8]) -> u16
         .header("content-type", "application/json")
         .header("X-GitHub-Event", event)
         .header("X-GitHub-Delivery", guid)
-        .header("X-Hub-Signature-256", sign(SECRET, body))
+        .header("X-Hub-Signature-256", sign_webhook(SECRET, body))
         .body(body.to_vec())
         .send()
         .await

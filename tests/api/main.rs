@@ -8,6 +8,7 @@ mod admin;
 mod attack;
 mod corpus;
 mod crash;
+mod fake_github;
 mod inbox;
 mod lifecycle;
 mod reconcile;

@@ -8,9 +8,11 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use ghsync::domain::{GitHubUserId, InstallationId, InstallationState, Login, NodeId};
-use ghsync::fake_github::{FakeUser, Faults};
-use ghsync::store::{Account, InstallationRecord, RunRecord, RunStart, UserRecord};
+use fake_github::{FakeUser, Faults};
+use ghsync::domain::{
+    Account, AccountKind, GitHubUserId, InstallationId, InstallationRecord, InstallationState, Login, NodeId, Resource,
+    RunRecord, RunStart, UserRecord,
+};
 
 use crate::both_backends;
 use crate::helpers::{
@@ -119,7 +121,7 @@ both_backends! {
             let user = stored(&app, *id).await;
             let fake = app.github.user(*id).unwrap();
             assert_eq!(user.status.as_str(), "active");
-            assert_eq!(user.installation_id, Some(*id));
+            assert_eq!(user.installation_id.map(|i| i.get()), Some(*id));
             assert_eq!(user.name, fake.name, "user {id}");
             assert_eq!(user.followers, Some(fake.followers), "user {id}");
             assert!(user.last_synced_at.is_some(), "user {id} was fetched");
@@ -200,7 +202,7 @@ both_backends! {
                 login: Login::from_github(&format!("user{id}")).unwrap(),
                 node_id: Some(NodeId::parse(FakeUser::sample(*id).node_id).unwrap()),
                 avatar_url: None,
-                kind: "User".into(),
+                kind: AccountKind::User,
                 installation_id: Some(InstallationId::new(*id).unwrap()),
             };
             let record = InstallationRecord { id: InstallationId::new(*id).unwrap(), state: InstallationState::Active, account: Some(account) };
@@ -214,7 +216,7 @@ both_backends! {
                 login: Login::from_github(&user.login).unwrap(),
                 node_id: Some(NodeId::parse(user.node_id).unwrap()),
                 avatar_url: None,
-                kind: "User".into(),
+                kind: AccountKind::User,
                 installation_id: None,
             };
             app.store().track_user(&account, now).await.unwrap();
@@ -383,7 +385,7 @@ both_backends! {
             assert!(r.remaining < r.limit && r.remaining >= r.limit - 10, "{r:?}");
             assert!(r.reset_at > now, "{r:?}");
         }
-        let spent: i64 = saved.iter().filter(|r| r.resource == "core").map(|r| r.limit - r.remaining).sum();
+        let spent: i64 = saved.iter().filter(|r| r.resource == Resource::Core).map(|r| r.limit - r.remaining).sum();
         assert_eq!(spent, app.github.stats().points_core as i64, "what GitHub charged, as its headers said");
 
         let (status, health) = app.get_json("/admin/health").await;
@@ -402,10 +404,10 @@ both_backends! {
 
         // Another process on this database (a later `ghsync reconcile`) starts from it.
         let settings = crate::helpers::settings_for(&app.db.url, &app.github, &Options::default());
-        let (_, syncer) = ghsync::app::build_core(&settings, &ghsync::metrics::Metrics::new()).await.unwrap();
-        let known = syncer.expect("GitHub configured").github.governor().snapshot(Utc::now());
-        let pairs = |v: &[ghsync::store::RateLimitRecord]| {
-            v.iter().map(|r| (r.installation_id.get(), r.resource.clone(), r.remaining)).collect::<BTreeSet<_>>()
+        let core = ghsync::app::build_core(&settings, &ghsync::metrics::Metrics::new()).await.unwrap();
+        let known = core.github.expect("GitHub configured").governor().snapshot(Utc::now());
+        let pairs = |v: &[ghsync::domain::RateLimitRecord]| {
+            v.iter().map(|r| (r.installation_id.get(), r.resource, r.remaining)).collect::<BTreeSet<_>>()
         };
         assert_eq!(pairs(&known), pairs(&saved));
     }

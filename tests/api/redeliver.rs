@@ -1,7 +1,7 @@
 //! The missed-delivery sweep against the fake GitHub's deliveries API.
 
 use chrono::Utc;
-use ghsync::fake_github::payloads;
+use fake_github::payloads;
 
 use crate::both_backends;
 use crate::helpers::{SECRET, spawn_app};
@@ -18,12 +18,12 @@ both_backends! {
         assert!(app.github.deliver("installation", &payload).await.is_err(), "the attempt must fail");
         app.github.set_webhook_target(&format!("{}/webhooks/github", app.address), SECRET);
 
-        let first = app.syncer().sweep_redeliveries().await.unwrap();
+        let first = app.redeliveries.sweep().await.unwrap();
         assert_eq!(first.requested, 1);
         app.drain_inbox().await;
         app.user_where(8001, "the redelivered installation applied", |u| u.last_synced_at.is_some()).await;
 
-        let second = app.syncer().sweep_redeliveries().await.unwrap();
+        let second = app.redeliveries.sweep().await.unwrap();
         assert_eq!(second.requested, 0, "the GUID is in the inbox now");
         assert_eq!(app.github.stats().requests.get("redeliver").copied().unwrap_or(0), 1);
     }
@@ -32,7 +32,7 @@ both_backends! {
         let app = spawn_app(backend).await;
         app.install(8002).await;
         app.drain_inbox().await;
-        let report = app.syncer().sweep_redeliveries().await.unwrap();
+        let report = app.redeliveries.sweep().await.unwrap();
         assert_eq!(report.requested, 0);
         assert!(report.attempts_seen >= 1);
     }

@@ -1,14 +1,14 @@
 //! `ghsync setup`: the App manifest flow against the fake GitHub.
 
+use fake_github::{DEMO_APP_PUBLIC_KEY, FakeConfig, FakeGitHub, MANIFEST_WEBHOOK_SECRET};
 use ghsync::commands::{SetupOptions, start_setup};
-use ghsync::fake_github::{FakeConfig, FakeGitHub, MANIFEST_WEBHOOK_SECRET};
 
-use crate::helpers::{APP_ID, DEMO_PUBLIC_KEY};
+use crate::helpers::APP_ID;
 
 #[tokio::test]
 async fn the_manifest_flow_writes_the_new_apps_credentials_and_nothing_for_a_stranger() {
     let github =
-        FakeGitHub::start(FakeConfig { app_id: APP_ID, app_public_key_pem: DEMO_PUBLIC_KEY.into() }).await.unwrap();
+        FakeGitHub::start(FakeConfig { app_id: APP_ID, app_public_key_pem: DEMO_APP_PUBLIC_KEY.into() }).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/app-manifest.json"), dir.path().join("app-manifest.json"))
         .unwrap();

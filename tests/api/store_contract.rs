@@ -5,8 +5,11 @@ use chrono::{DateTime, Duration, SubsecRound, Utc};
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use ghsync::domain::{DeliveryId, EventName, GitHubUserId, Login, NodeId, ProfileHash};
-use ghsync::store::{Account, DueKind, NewDelivery, RunStart, Store, UserOutcome};
+use ghsync::domain::{
+    Account, AccountKind, DeliveryId, DueKind, EventName, GitHubUserId, Login, NewDelivery, NodeId, ProfileHash,
+    RunStart, UserOutcome,
+};
+use ghsync::store::Store;
 
 use crate::both_backends;
 use crate::helpers::{Backend, TestDb, open_store};
@@ -30,9 +33,9 @@ fn account(id: i64) -> Account {
     Account {
         id: uid(id),
         login: Login::from_github(&format!("user{id}")).unwrap(),
-        node_id: Some(NodeId::parse(ghsync::fake_github::FakeUser::sample(id).node_id).unwrap()),
+        node_id: Some(NodeId::parse(fake_github::FakeUser::sample(id).node_id).unwrap()),
         avatar_url: None,
-        kind: "User".into(),
+        kind: AccountKind::User,
         installation_id: None,
     }
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use crate::both_backends;
 use crate::helpers::{Options, PATIENCE, TestApp, WRONG_KEY, eventually, spawn_app, spawn_app_with};
+use fake_github::{FakeUser, Faults};
 use ghsync::domain::UserStatus;
-use ghsync::fake_github::{FakeUser, Faults};
 
 /// Installs the App for user `id` and waits for the first profile fetch.
 async fn installed_and_synced(app: &TestApp, id: i64) {
@@ -60,7 +60,7 @@ both_backends! {
         let app = spawn_app(backend).await;
         app.install(5002).await;
         app.user_where(5002, "the installer synced", |u| u.last_synced_at.is_some()).await;
-        app.github.add_user(ghsync::fake_github::FakeUser::sample(7000));
+        app.github.add_user(fake_github::FakeUser::sample(7000));
         let created = app.admin(Method::POST, "/api/users").json(&json!({"login": "user7000"})).send().await.unwrap();
         assert_eq!(created.status().as_u16(), 201);
         let body: serde_json::Value = created.json().await.unwrap();

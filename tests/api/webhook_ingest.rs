@@ -3,8 +3,8 @@
 
 use crate::both_backends;
 use crate::helpers::{Options, SECRET, spawn_app, spawn_app_with};
+use fake_github::sign_webhook;
 use ghsync::domain::DeliveryId;
-use ghsync::webhook::sign;
 
 const BODY: &str = r#"{"action":"created","sender":{"login":"octocat","id":1,"type":"User"}}"#;
 
@@ -18,14 +18,14 @@ struct Case {
 }
 
 fn cases() -> Vec<Case> {
-    let ok_sig = Some(sign(SECRET, BODY.as_bytes()));
+    let ok_sig = Some(sign_webhook(SECRET, BODY.as_bytes()));
     let big = vec![b' '; 25 * 1024 * 1024 + 1];
     vec![
         Case {
             name: "over 25 MB",
             event: Some("star"),
             delivery: true,
-            signature: Some(sign(SECRET, &big)),
+            signature: Some(sign_webhook(SECRET, &big)),
             body: big,
             expect: 413,
         },
@@ -58,7 +58,7 @@ fn cases() -> Vec<Case> {
             event: Some("star"),
             delivery: true,
             body: BODY.into(),
-            signature: Some(sign("other", BODY.as_bytes())),
+            signature: Some(sign_webhook("other", BODY.as_bytes())),
             expect: 401,
         },
         Case {
@@ -82,7 +82,7 @@ fn cases() -> Vec<Case> {
             event: Some("star"),
             delivery: true,
             body: b"not json".to_vec(),
-            signature: Some(sign(SECRET, b"not json")),
+            signature: Some(sign_webhook(SECRET, b"not json")),
             expect: 400,
         },
         Case {
@@ -90,7 +90,7 @@ fn cases() -> Vec<Case> {
             event: Some("star"),
             delivery: true,
             body: b"[1,2]".to_vec(),
-            signature: Some(sign(SECRET, b"[1,2]")),
+            signature: Some(sign_webhook(SECRET, b"[1,2]")),
             expect: 400,
         },
     ]
@@ -132,7 +132,7 @@ both_backends! {
             let stored = app.store().delivery(&DeliveryId::parse(&guid).unwrap()).await.unwrap();
             assert!(stored.is_none(), "{}: nothing may be stored", case.name);
             // The GUID is still new: the same delivery, sent right, is accepted.
-            let retry = post(&app, Some("star"), Some(&guid), BODY.into(), Some(sign(SECRET, BODY.as_bytes()))).await;
+            let retry = post(&app, Some("star"), Some(&guid), BODY.into(), Some(sign_webhook(SECRET, BODY.as_bytes()))).await;
             assert_eq!(retry.status().as_u16(), 202, "{}: the GUID must still be new", case.name);
         }
         let stats = app.store().inbox_stats().await.unwrap();
@@ -142,7 +142,7 @@ both_backends! {
     async fn a_redelivered_guid_is_answered_200_and_stored_once(backend: Backend) {
         let app = spawn_app(backend).await;
         let guid = uuid::Uuid::new_v4().to_string();
-        let signature = sign(SECRET, BODY.as_bytes());
+        let signature = sign_webhook(SECRET, BODY.as_bytes());
         let first = post(&app, Some("star"), Some(&guid), BODY.into(), Some(signature.clone())).await;
         assert_eq!(first.status().as_u16(), 202);
         app.drain_inbox().await;
@@ -156,7 +156,7 @@ both_backends! {
         let app = spawn_app_with(backend, Options { secrets: vec!["new-secret", SECRET], ..Options::default() }).await;
         for secret in ["new-secret", SECRET] {
             let guid = uuid::Uuid::new_v4().to_string();
-            let response = post(&app, Some("star"), Some(&guid), BODY.into(), Some(sign(secret, BODY.as_bytes()))).await;
+            let response = post(&app, Some("star"), Some(&guid), BODY.into(), Some(sign_webhook(secret, BODY.as_bytes()))).await;
             assert_eq!(response.status().as_u16(), 202, "signed with {secret}");
         }
     }

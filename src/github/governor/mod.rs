@@ -16,31 +16,8 @@ use slot::{Bucket, Slot, pacer, secondary_pause};
 #[cfg(test)]
 use slot::{SECONDARY_CAP, WIDEN_AFTER};
 
-use crate::config::GovernorSettings;
-use crate::domain::InstallationId;
-use crate::store::RateLimitRecord;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Resource {
-    Core,
-    Graphql,
-}
-
-impl Resource {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Core => "core",
-            Self::Graphql => "graphql",
-        }
-    }
-    fn parse(s: &str) -> Option<Self> {
-        match s {
-            "core" => Some(Self::Core),
-            "graphql" => Some(Self::Graphql),
-            _ => None,
-        }
-    }
-}
+use super::GovernorSettings;
+use crate::domain::{InstallationId, RateLimitRecord, Resource};
 
 /// Webhook-driven refreshes may spend the reserve; background passes may not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -262,7 +239,7 @@ impl Governor {
                 b.roll(now);
                 out.push(RateLimitRecord {
                     installation_id: *id,
-                    resource: resource.as_str().into(),
+                    resource,
                     limit: b.limit,
                     remaining: b.remaining,
                     reset_at: b.reset_at,
@@ -271,7 +248,7 @@ impl Governor {
                 });
             }
         }
-        out.sort_by_key(|r| (r.installation_id, r.resource.clone()));
+        out.sort_by_key(|r| (r.installation_id, r.resource));
         out
     }
 
@@ -294,7 +271,7 @@ impl Governor {
     /// Starts from what an earlier process learned, instead of from ignorance.
     pub fn load(&self, records: &[RateLimitRecord]) {
         for r in records {
-            let Some(resource) = Resource::parse(&r.resource) else { continue };
+            let resource = r.resource;
             self.with_slot(r.installation_id, |slot| {
                 let bucket = slot.bucket(resource);
                 if bucket.known && bucket.reset_at >= r.reset_at {

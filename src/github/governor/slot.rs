@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
-use super::{Priority, Refusal, Resource};
+use super::{Priority, Refusal};
+use crate::domain::Resource;
 
 /// GitHub: without `retry-after`, "wait for at least one minute" after a secondary limit.
 pub(super) const SECONDARY_FLOOR: Duration = Duration::from_secs(60);

@@ -1,3 +1,6 @@
+//! The governor's unit tests: budgets, reserve, pauses, concurrency and pacing,
+//! without a network.
+
 use super::*;
 
 fn id(n: i64) -> InstallationId {

@@ -1,203 +1,233 @@
 //! The webhook inbox and the missed-delivery sweep's memory.
 
-macro_rules! inbox_sql {
-    ($store:ty, $db:ty, $begin:literal, $lock:literal) => {
-        #[async_trait]
-        impl InboxStore for $store {
-            async fn ping(&self) -> StoreResult<()> {
-                sqlx::query("SELECT 1").execute(&self.pool).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
-                Ok(())
-            }
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Encode, Executor, IntoArguments, Row as _, Type};
 
-            async fn insert_deliveries(&self, deliveries: &[NewDelivery]) -> StoreResult<Vec<InsertOutcome>> {
-                let mut tx = self.writer.begin_with($begin).await?;
-                let mut outcomes = Vec::with_capacity(deliveries.len());
-                for d in deliveries {
-                    let done = sqlx::query(
-                        "INSERT INTO webhook_deliveries \
-                         (delivery_id, event, action, payload, state, attempts, received_at, next_attempt_at) \
-                         VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5) ON CONFLICT (delivery_id) DO NOTHING",
-                    )
-                    .bind(d.id.as_str())
-                    .bind(d.event.as_str())
-                    .bind(d.action.as_deref())
-                    .bind(&d.payload)
-                    .bind(d.received_at)
-                    .execute(&mut *tx)
-                    .await?;
-                    outcomes.push(if done.rows_affected() == 1 { InsertOutcome::Inserted } else { InsertOutcome::Duplicate });
-                }
-                tx.commit().await?;
-                Ok(outcomes)
-            }
+use super::rows::corrupt;
+use super::{Backend, SqlStore};
+use crate::domain::{
+    ClaimedDelivery, DeliveryId, DeliveryRecord, DeliveryState, EventName, InboxStats, InsertOutcome, NewDelivery,
+    Settlement,
+};
+use crate::store::{InboxStore, StoreError, StoreResult};
 
-            async fn claim_deliveries(
-                &self,
-                limit: usize,
-                now: DateTime<Utc>,
-                lease_until: DateTime<Utc>,
-            ) -> StoreResult<Vec<ClaimedDelivery>> {
-                let rows = sqlx::query(concat!(
-                    "UPDATE webhook_deliveries SET lease_until = $3, attempts = attempts + 1 \
-                     WHERE delivery_id IN (SELECT delivery_id FROM webhook_deliveries \
-                       WHERE state = 'pending' AND next_attempt_at <= $1 \
-                       AND (lease_until IS NULL OR lease_until < $1) \
-                       ORDER BY next_attempt_at LIMIT $2",
-                    $lock,
-                    ") RETURNING delivery_id, event, payload, attempts"
-                ))
-                .bind(now)
-                .bind(limit as i64)
-                .bind(lease_until)
-                .fetch_all(&self.writer)
-                .await?;
-                rows.iter()
-                    .map(|row| {
-                        Ok(ClaimedDelivery {
-                            id: DeliveryId::parse(row.try_get("delivery_id")?).map_err(|e| corrupt("delivery id", e))?,
-                            event: EventName::parse(row.try_get("event")?).map_err(|e| corrupt("event", e))?,
-                            payload: row.try_get("payload")?,
-                            attempts: row.try_get("attempts")?,
-                        })
-                    })
-                    .collect()
-            }
+#[async_trait]
+impl<DB> InboxStore for SqlStore<DB>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    usize: ColumnIndex<DB::Row>,
+    for<'n> &'n str: ColumnIndex<DB::Row>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> i32: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB>,
+    for<'q> Option<i64>: Encode<'q, DB>,
+    for<'q> Option<DateTime<Utc>>: Encode<'q, DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Json<serde_json::Value>: Decode<'q, DB> + Type<DB>,
+    for<'q> Json<&'q serde_json::Value>: Encode<'q, DB> + Type<DB>,
+{
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(())
+    }
 
-            async fn finish_delivery(
-                &self,
-                id: &DeliveryId,
-                state: DeliveryState,
-                note: Option<&str>,
-                now: DateTime<Utc>,
-            ) -> StoreResult<()> {
-                let settlement = Settlement { id: id.clone(), state, note: note.map(str::to_owned), retry_at: None };
-                self.settle_deliveries(&[settlement], now).await
-            }
+    async fn insert_deliveries(&self, deliveries: &[NewDelivery]) -> StoreResult<Vec<InsertOutcome>> {
+        let mut tx = self.writer.begin_with(DB::BEGIN_WRITE).await?;
+        let mut outcomes = Vec::with_capacity(deliveries.len());
+        for d in deliveries {
+            let done = sqlx::query(
+                "INSERT INTO webhook_deliveries \
+                 (delivery_id, event, action, payload, state, attempts, received_at, next_attempt_at) \
+                 VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5) ON CONFLICT (delivery_id) DO NOTHING",
+            )
+            .bind(d.id.as_str())
+            .bind(d.event.as_str())
+            .bind(d.action.as_deref())
+            .bind(&d.payload)
+            .bind(d.received_at)
+            .execute(&mut *tx)
+            .await?;
+            outcomes.push(if DB::rows_affected(&done) == 1 {
+                InsertOutcome::Inserted
+            } else {
+                InsertOutcome::Duplicate
+            });
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
 
-            async fn settle_deliveries(&self, settlements: &[Settlement], now: DateTime<Utc>) -> StoreResult<()> {
-                let mut tx = self.writer.begin_with($begin).await?;
-                for s in settlements {
-                    match s.retry_at {
-                        Some(retry_at) => sqlx::query(
-                            "UPDATE webhook_deliveries SET last_error = $2, next_attempt_at = $3, lease_until = NULL \
-                             WHERE delivery_id = $1",
-                        )
-                        .bind(s.id.as_str())
-                        .bind(s.note.as_deref())
-                        .bind(retry_at),
-                        None => sqlx::query(
-                            "UPDATE webhook_deliveries SET state = $2, last_error = $3, completed_at = $4, lease_until = NULL \
-                             WHERE delivery_id = $1",
-                        )
-                        .bind(s.id.as_str())
-                        .bind(s.state.as_str())
-                        .bind(s.note.as_deref())
-                        .bind(now),
-                    }
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                tx.commit().await?;
-                Ok(())
-            }
+    async fn claim_deliveries(
+        &self,
+        limit: usize,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        let sql = format!(
+            "UPDATE webhook_deliveries SET lease_until = $3, attempts = attempts + 1 \
+             WHERE delivery_id IN (SELECT delivery_id FROM webhook_deliveries \
+               WHERE state = 'pending' AND next_attempt_at <= $1 \
+               AND (lease_until IS NULL OR lease_until < $1) \
+               ORDER BY next_attempt_at LIMIT $2{lock}) RETURNING delivery_id, event, payload, attempts",
+            lock = DB::LOCK_CLAIMED
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(now)
+            .bind(limit as i64)
+            .bind(lease_until)
+            .fetch_all(&self.writer)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ClaimedDelivery {
+                    id: DeliveryId::parse(&row.try_get::<String, _>("delivery_id")?)
+                        .map_err(|e| corrupt("delivery id", e))?,
+                    event: EventName::parse(&row.try_get::<String, _>("event")?).map_err(|e| corrupt("event", e))?,
+                    payload: row.try_get("payload")?,
+                    attempts: row.try_get("attempts")?,
+                })
+            })
+            .collect()
+    }
 
-            async fn delivery(&self, id: &DeliveryId) -> StoreResult<Option<DeliveryRecord>> {
-                let row = sqlx::query(
-                    "SELECT delivery_id, event, action, state, attempts, last_error FROM webhook_deliveries \
+    async fn finish_delivery(
+        &self,
+        id: &DeliveryId,
+        state: DeliveryState,
+        note: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let settlement = Settlement { id: id.clone(), state, note: note.map(str::to_owned), retry_at: None };
+        self.settle_deliveries(&[settlement], now).await
+    }
+
+    async fn settle_deliveries(&self, settlements: &[Settlement], now: DateTime<Utc>) -> StoreResult<()> {
+        let mut tx = self.writer.begin_with(DB::BEGIN_WRITE).await?;
+        for s in settlements {
+            match s.retry_at {
+                Some(retry_at) => sqlx::query(
+                    "UPDATE webhook_deliveries SET last_error = $2, next_attempt_at = $3, lease_until = NULL \
                      WHERE delivery_id = $1",
                 )
-                .bind(id.as_str())
-                .fetch_optional(&self.pool)
-                .await?;
-                row.map(|row| {
-                    Ok(DeliveryRecord {
-                        id: id.clone(),
-                        event: row.try_get("event")?,
-                        action: row.try_get("action")?,
-                        state: DeliveryState::parse(&row.try_get::<String, _>("state")?),
-                        attempts: row.try_get("attempts")?,
-                        last_error: row.try_get("last_error")?,
-                    })
-                })
-                .transpose()
-            }
-
-            async fn inbox_stats(&self) -> StoreResult<InboxStats> {
-                let rows = sqlx::query(
-                    "SELECT state, COUNT(*) AS n, MIN(received_at) AS oldest FROM webhook_deliveries \
-                     WHERE state IN ('pending', 'failed') GROUP BY state",
+                .bind(s.id.as_str())
+                .bind(s.note.as_deref())
+                .bind(retry_at),
+                None => sqlx::query(
+                    "UPDATE webhook_deliveries SET state = $2, last_error = $3, completed_at = $4, lease_until = NULL \
+                     WHERE delivery_id = $1",
                 )
-                .fetch_all(&self.pool)
-                .await?;
-                let mut stats = InboxStats::default();
-                for row in rows {
-                    let state: String = row.try_get("state")?;
-                    let n: i64 = row.try_get("n")?;
-                    if state == "pending" {
-                        stats.pending = n;
-                        stats.oldest_pending_at = row.try_get("oldest")?;
-                    } else {
-                        stats.failed = n;
-                    }
-                }
-                Ok(stats)
+                .bind(s.id.as_str())
+                .bind(s.state.as_str())
+                .bind(s.note.as_deref())
+                .bind(now),
             }
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
 
-            async fn prune_deliveries(&self, before: DateTime<Utc>, limit: i64) -> StoreResult<u64> {
-                let done = sqlx::query(
-                    "DELETE FROM webhook_deliveries WHERE delivery_id IN (SELECT delivery_id FROM webhook_deliveries \
-                     WHERE state IN ('done', 'ignored') AND completed_at < $1 LIMIT $2)",
-                )
-                .bind(before)
-                .bind(limit)
-                .execute(&self.writer)
-                .await?;
-                Ok(done.rows_affected())
-            }
+    async fn delivery(&self, id: &DeliveryId) -> StoreResult<Option<DeliveryRecord>> {
+        let row = sqlx::query(
+            "SELECT delivery_id, event, action, state, attempts, last_error FROM webhook_deliveries \
+             WHERE delivery_id = $1",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(DeliveryRecord {
+                id: id.clone(),
+                event: row.try_get("event")?,
+                action: row.try_get("action")?,
+                state: DeliveryState::parse(&row.try_get::<String, _>("state")?),
+                attempts: row.try_get("attempts")?,
+                last_error: row.try_get("last_error")?,
+            })
+        })
+        .transpose()
+    }
 
-            async fn book_redelivery(
-                &self,
-                guid: &str,
-                max: i32,
-                not_since: DateTime<Utc>,
-                now: DateTime<Utc>,
-            ) -> StoreResult<bool> {
-                let done = sqlx::query(
-                    "INSERT INTO redelivery_requests (guid, requests, last_requested_at) VALUES ($1, 1, $4) \
-                     ON CONFLICT (guid) DO UPDATE SET requests = redelivery_requests.requests + 1, \
-                     last_requested_at = excluded.last_requested_at \
-                     WHERE redelivery_requests.requests < $2 AND redelivery_requests.last_requested_at < $3",
-                )
-                .bind(guid)
-                .bind(max)
-                .bind(not_since)
-                .bind(now)
-                .execute(&self.writer)
-                .await?;
-                Ok(done.rows_affected() == 1)
-            }
-
-            async fn sweep_mark(&self, name: &str) -> StoreResult<Option<i64>> {
-                Ok(sqlx::query_scalar("SELECT value FROM sweep_marks WHERE name = $1")
-                    .bind(name)
-                    .fetch_optional(&self.pool)
-                    .await?)
-            }
-
-            async fn set_sweep_mark(&self, name: &str, value: i64, now: DateTime<Utc>) -> StoreResult<()> {
-                sqlx::query(
-                    "INSERT INTO sweep_marks (name, value, updated_at) VALUES ($1, $2, $3) \
-                     ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                )
-                .bind(name)
-                .bind(value)
-                .bind(now)
-                .execute(&self.writer)
-                .await?;
-                Ok(())
+    async fn inbox_stats(&self) -> StoreResult<InboxStats> {
+        let rows = sqlx::query(
+            "SELECT state, COUNT(*) AS n, MIN(received_at) AS oldest FROM webhook_deliveries \
+             WHERE state IN ('pending', 'failed') GROUP BY state",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut stats = InboxStats::default();
+        for row in rows {
+            let state: String = row.try_get("state")?;
+            let n: i64 = row.try_get("n")?;
+            if state == "pending" {
+                stats.pending = n;
+                stats.oldest_pending_at = row.try_get("oldest")?;
+            } else {
+                stats.failed = n;
             }
         }
-    };
-}
+        Ok(stats)
+    }
 
-pub(crate) use inbox_sql;
+    async fn prune_deliveries(&self, before: DateTime<Utc>, limit: i64) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM webhook_deliveries WHERE delivery_id IN (SELECT delivery_id FROM webhook_deliveries \
+             WHERE state IN ('done', 'ignored') AND completed_at < $1 LIMIT $2)",
+        )
+        .bind(before)
+        .bind(limit)
+        .execute(&self.writer)
+        .await?;
+        Ok(DB::rows_affected(&done))
+    }
+
+    async fn book_redelivery(
+        &self,
+        guid: &str,
+        max: i32,
+        not_since: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "INSERT INTO redelivery_requests (guid, requests, last_requested_at) VALUES ($1, 1, $4) \
+             ON CONFLICT (guid) DO UPDATE SET requests = redelivery_requests.requests + 1, \
+             last_requested_at = excluded.last_requested_at \
+             WHERE redelivery_requests.requests < $2 AND redelivery_requests.last_requested_at < $3",
+        )
+        .bind(guid)
+        .bind(max)
+        .bind(not_since)
+        .bind(now)
+        .execute(&self.writer)
+        .await?;
+        Ok(DB::rows_affected(&done) == 1)
+    }
+
+    async fn sweep_mark(&self, name: &str) -> StoreResult<Option<i64>> {
+        Ok(sqlx::query_scalar("SELECT value FROM sweep_marks WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn set_sweep_mark(&self, name: &str, value: i64, now: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO sweep_marks (name, value, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(name)
+        .bind(value)
+        .bind(now)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+}

@@ -1,200 +1,218 @@
 //! Installations, and what they do to their accounts' users.
 
-macro_rules! installations_sql {
-    ($store:ty, $db:ty, $begin:literal, $lock:literal) => {
-        impl $store {
-            /// One installation in: its row, and its account's user if a user.
-            async fn upsert_installation_in(
-                tx: &mut sqlx::Transaction<'static, $db>,
-                inst: &InstallationRecord,
-                now: DateTime<Utc>,
-            ) -> StoreResult<bool> {
-                let before: Option<String> = sqlx::query_scalar("SELECT state FROM installations WHERE id = $1")
-                    .bind(inst.id.get())
-                    .fetch_optional(&mut **tx)
-                    .await?;
-                let newly_active = before.as_deref() != Some(InstallationState::Active.as_str());
-                let account = inst.account.as_ref();
-                sqlx::query(
-                    "INSERT INTO installations (id, account_id, account_login, account_type, state, seen_at, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $6, $6) ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at, \
-                     account_id = COALESCE(excluded.account_id, installations.account_id), \
-                     account_login = COALESCE(excluded.account_login, installations.account_login), \
-                     account_type = COALESCE(excluded.account_type, installations.account_type), \
-                     state = excluded.state, updated_at = excluded.updated_at",
-                )
-                .bind(inst.id.get())
-                .bind(account.map(|a| a.id.get()))
-                .bind(account.map(|a| a.login.as_str()))
-                .bind(account.map(|a| a.kind.as_str()))
-                .bind(inst.state.as_str())
-                .bind(now)
-                .execute(&mut **tx)
-                .await?;
-                if let Some(account) = account.filter(|a| a.is_user()) {
-                    let current: Option<String> = sqlx::query_scalar("SELECT status FROM users WHERE github_id = $1")
-                        .bind(account.id.get())
-                        .fetch_optional(&mut **tx)
-                        .await?;
-                    let current: Option<UserStatus> =
-                        current.map(|s| s.parse()).transpose().map_err(|e: String| corrupt("status", e))?;
-                    let status = match inst.state {
-                        // Re-listing an installation we already had active is no news: a user GitHub
-                        // answered 404 for (`gone`) or who revoked us stays so until a real (re)install.
-                        InstallationState::Active if !newly_active => current.unwrap_or(UserStatus::Active),
-                        InstallationState::Active => current.map_or(UserStatus::Active, UserStatus::on_installed),
-                        InstallationState::Suspended => current.unwrap_or(UserStatus::Active).on_suspended(),
-                        InstallationState::Uninstalled => current.unwrap_or(UserStatus::Active).on_uninstalled(),
-                    };
-                    if current.is_none() {
-                        // A disconnected user comes back with a new installation, not with a re-listing.
-                        if newly_active {
-                            sqlx::query("DELETE FROM erased_users WHERE github_id = $1")
-                                .bind(account.id.get())
-                                .execute(&mut **tx)
-                                .await?;
-                        } else {
-                            let erased: Option<i64> = sqlx::query_scalar("SELECT github_id FROM erased_users WHERE github_id = $1")
-                                .bind(account.id.get())
-                                .fetch_optional(&mut **tx)
-                                .await?;
-                            if erased.is_some() {
-                                return Ok(false);
-                            }
-                        }
-                    }
-                    // Due now only when this is news; a pass re-listing a known installation changes nothing.
-                    let due = (newly_active || current.is_none()).then_some(now);
-                    sqlx::query(
-                        "INSERT INTO users (github_id, node_id, login, avatar_url, status, sync_enabled, installation_id, \
-                         due_at, next_sync_at, created_at, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, TRUE, $6, $7, $8, $8, $8) ON CONFLICT (github_id) DO UPDATE SET \
-                         node_id = COALESCE(excluded.node_id, users.node_id), login = excluded.login, \
-                         avatar_url = COALESCE(users.avatar_url, excluded.avatar_url), status = excluded.status, \
-                         installation_id = excluded.installation_id, \
-                         due_at = COALESCE(excluded.due_at, users.due_at), \
-                         next_sync_at = CASE WHEN excluded.due_at IS NOT NULL THEN excluded.due_at ELSE users.next_sync_at END, \
-                         updated_at = excluded.updated_at",
-                    )
-                    .bind(account.id.get())
-                    .bind(account.node_id.as_ref().map(|n| n.as_str()))
-                    .bind(account.login.as_str())
-                    .bind(account.avatar_url.as_deref())
-                    .bind(status.as_str())
-                    .bind(inst.id.get())
-                    .bind(due)
-                    .bind(now)
-                    .execute(&mut **tx)
-                    .await?;
-                }
-                Ok(newly_active)
-            }
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Row as _, Type};
 
-            /// Moves every user of an installation to the status `rule` gives.
-            async fn move_users_of(
-                tx: &mut sqlx::Transaction<'static, $db>,
-                installation: InstallationId,
-                rule: fn(UserStatus) -> UserStatus,
-                make_due: bool,
-                now: DateTime<Utc>,
-            ) -> StoreResult<()> {
-                let rows = sqlx::query("SELECT github_id, status FROM users WHERE installation_id = $1")
-                    .bind(installation.get())
-                    .fetch_all(&mut **tx)
-                    .await?;
-                for row in rows {
-                    let id: i64 = row.try_get("github_id")?;
-                    let status: String = row.try_get("status")?;
-                    let current: UserStatus = status.parse().map_err(|e: String| corrupt("status", e))?;
-                    let next = rule(current);
-                    let due = if make_due && next == UserStatus::Active { Some(now) } else { None };
-                    sqlx::query(
-                        "UPDATE users SET status = $2, updated_at = $3, \
-                         due_at = COALESCE($4, due_at), next_sync_at = COALESCE($4, next_sync_at) \
-                         WHERE github_id = $1",
-                    )
-                    .bind(id)
-                    .bind(next.as_str())
-                    .bind(now)
-                    .bind(due)
-                    .execute(&mut **tx)
-                    .await?;
-                }
-                Ok(())
+use super::rows::corrupt;
+use super::{Backend, SqlStore};
+use crate::domain::{
+    InstallationId, InstallationRecord, InstallationState, Standing, Transition, UserEvent, UserStatus,
+};
+use crate::store::{InstallationStore, StoreResult};
+
+impl<DB> SqlStore<DB>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    usize: ColumnIndex<DB::Row>,
+    for<'n> &'n str: ColumnIndex<DB::Row>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> i32: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB>,
+    for<'q> Option<i64>: Encode<'q, DB>,
+    for<'q> Option<DateTime<Utc>>: Encode<'q, DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Json<serde_json::Value>: Decode<'q, DB> + Type<DB>,
+    for<'q> Json<&'q serde_json::Value>: Encode<'q, DB> + Type<DB>,
+{
+    /// One installation in: its row, and its account's user if a user.
+    async fn upsert_installation_in(
+        tx: &mut sqlx::Transaction<'static, DB>,
+        inst: &InstallationRecord,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let before: Option<String> = sqlx::query_scalar("SELECT state FROM installations WHERE id = $1")
+            .bind(inst.id.get())
+            .fetch_optional(&mut **tx)
+            .await?;
+        let newly_active = before.as_deref() != Some(InstallationState::Active.as_str());
+        let account = inst.account.as_ref();
+        sqlx::query(
+            "INSERT INTO installations (id, account_id, account_login, account_type, state, seen_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6, $6) ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at, \
+             account_id = COALESCE(excluded.account_id, installations.account_id), \
+             account_login = COALESCE(excluded.account_login, installations.account_login), \
+             account_type = COALESCE(excluded.account_type, installations.account_type), \
+             state = excluded.state, updated_at = excluded.updated_at",
+        )
+        .bind(inst.id.get())
+        .bind(account.map(|a| a.id.get()))
+        .bind(account.map(|a| a.login.as_str()))
+        .bind(account.map(|a| a.kind.as_str()))
+        .bind(inst.state.as_str())
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        if let Some(account) = account.filter(|a| a.is_user()) {
+            let event = UserEvent::InstallationSeen { state: inst.state, was_active: !newly_active };
+            let Transition::To { status, due, forget_erasure: forget } =
+                event.decide(Self::standing_of(tx, account.id).await?)
+            else {
+                return Ok(false);
+            };
+            if forget {
+                Self::forget_erasure(tx, account.id).await?;
             }
+            let due = due.then_some(now);
+            sqlx::query(
+                "INSERT INTO users (github_id, node_id, login, avatar_url, status, sync_enabled, installation_id, \
+                 due_at, next_sync_at, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, TRUE, $6, $7, $8, $8, $8) ON CONFLICT (github_id) DO UPDATE SET \
+                 node_id = COALESCE(excluded.node_id, users.node_id), login = excluded.login, \
+                 avatar_url = COALESCE(users.avatar_url, excluded.avatar_url), status = excluded.status, \
+                 installation_id = excluded.installation_id, \
+                 due_at = COALESCE(excluded.due_at, users.due_at), \
+                 next_sync_at = CASE WHEN excluded.due_at IS NOT NULL THEN excluded.due_at ELSE users.next_sync_at END, \
+                 updated_at = excluded.updated_at",
+            )
+            .bind(account.id.get())
+            .bind(account.node_id.as_ref().map(|n| n.as_str()))
+            .bind(account.login.as_str())
+            .bind(account.avatar_url.as_deref())
+            .bind(status.as_str())
+            .bind(inst.id.get())
+            .bind(due)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
         }
+        Ok(newly_active)
+    }
 
-        #[async_trait]
-        impl InstallationStore for $store {
-            async fn upsert_installation(&self, inst: &InstallationRecord, now: DateTime<Utc>) -> StoreResult<bool> {
-                Ok(self.upsert_installations(std::slice::from_ref(inst), now).await? == 1)
-            }
-
-            async fn upsert_installations(&self, installations: &[InstallationRecord], now: DateTime<Utc>) -> StoreResult<u64> {
-                let mut tx = self.writer.begin_with($begin).await?;
-                let mut newly_active = 0;
-                for inst in installations {
-                    if Self::upsert_installation_in(&mut tx, inst, now).await? {
-                        newly_active += 1;
-                    }
-                }
-                tx.commit().await?;
-                Ok(newly_active)
-            }
-
-            async fn set_installation_state(
-                &self,
-                id: InstallationId,
-                state: InstallationState,
-                now: DateTime<Utc>,
-            ) -> StoreResult<()> {
-                let mut tx = self.writer.begin_with($begin).await?;
-                sqlx::query(
-                    "INSERT INTO installations (id, state, created_at, updated_at) VALUES ($1, $2, $3, $3) \
-                     ON CONFLICT (id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
-                )
-                .bind(id.get())
-                .bind(state.as_str())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                let (rule, due): (fn(UserStatus) -> UserStatus, bool) = match state {
-                    InstallationState::Active => (UserStatus::on_installed, true),
-                    InstallationState::Suspended => (UserStatus::on_suspended, false),
-                    InstallationState::Uninstalled => (UserStatus::on_uninstalled, false),
-                };
-                Self::move_users_of(&mut tx, id, rule, due, now).await?;
-                tx.commit().await?;
-                Ok(())
-            }
-
-            async fn active_installations(&self, limit: i64) -> StoreResult<Vec<InstallationId>> {
-                let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM installations WHERE state = 'active' ORDER BY id LIMIT $1")
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await?;
-                Ok(ids.into_iter().filter_map(|id| InstallationId::new(id).ok()).collect())
-            }
-
-            async fn retire_unseen_installations(&self, seen_before: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<u64> {
-                let mut tx = self.writer.begin_with($begin).await?;
-                let ids: Vec<i64> = sqlx::query_scalar(
-                    "UPDATE installations SET state = 'uninstalled', updated_at = $2 \
-                     WHERE state <> 'uninstalled' AND (seen_at IS NULL OR seen_at < $1) RETURNING id",
-                )
-                .bind(seen_before)
-                .bind(now)
-                .fetch_all(&mut *tx)
-                .await?;
-                for id in &ids {
-                    let id = InstallationId::new(*id).map_err(|e| corrupt("installation id", e))?;
-                    Self::move_users_of(&mut tx, id, UserStatus::on_uninstalled, false, now).await?;
-                }
-                tx.commit().await?;
-                Ok(ids.len() as u64)
-            }
+    /// Moves every user of an installation to where its new `state` puts them.
+    async fn move_users_of(
+        tx: &mut sqlx::Transaction<'static, DB>,
+        installation: InstallationId,
+        state: InstallationState,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let rows = sqlx::query("SELECT github_id, status FROM users WHERE installation_id = $1")
+            .bind(installation.get())
+            .fetch_all(&mut **tx)
+            .await?;
+        for row in rows {
+            let id: i64 = row.try_get("github_id")?;
+            let status: String = row.try_get("status")?;
+            let current: UserStatus = status.parse().map_err(|e: String| corrupt("status", e))?;
+            let Transition::To { status: next, due, .. } =
+                UserEvent::InstallationChanged(state).decide(Standing::Tracked(current))
+            else {
+                continue;
+            };
+            let due = due.then_some(now);
+            sqlx::query(
+                "UPDATE users SET status = $2, updated_at = $3, \
+                 due_at = COALESCE($4, due_at), next_sync_at = COALESCE($4, next_sync_at) \
+                 WHERE github_id = $1",
+            )
+            .bind(id)
+            .bind(next.as_str())
+            .bind(now)
+            .bind(due)
+            .execute(&mut **tx)
+            .await?;
         }
-    };
+        Ok(())
+    }
 }
 
-pub(crate) use installations_sql;
+#[async_trait]
+impl<DB> InstallationStore for SqlStore<DB>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    usize: ColumnIndex<DB::Row>,
+    for<'n> &'n str: ColumnIndex<DB::Row>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> i32: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB>,
+    for<'q> Option<i64>: Encode<'q, DB>,
+    for<'q> Option<DateTime<Utc>>: Encode<'q, DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Json<serde_json::Value>: Decode<'q, DB> + Type<DB>,
+    for<'q> Json<&'q serde_json::Value>: Encode<'q, DB> + Type<DB>,
+{
+    async fn upsert_installation(&self, inst: &InstallationRecord, now: DateTime<Utc>) -> StoreResult<bool> {
+        Ok(self.upsert_installations(std::slice::from_ref(inst), now).await? == 1)
+    }
+
+    async fn upsert_installations(&self, installations: &[InstallationRecord], now: DateTime<Utc>) -> StoreResult<u64> {
+        let mut tx = self.writer.begin_with(DB::BEGIN_WRITE).await?;
+        let mut newly_active = 0;
+        for inst in installations {
+            if Self::upsert_installation_in(&mut tx, inst, now).await? {
+                newly_active += 1;
+            }
+        }
+        tx.commit().await?;
+        Ok(newly_active)
+    }
+
+    async fn set_installation_state(
+        &self,
+        id: InstallationId,
+        state: InstallationState,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut tx = self.writer.begin_with(DB::BEGIN_WRITE).await?;
+        sqlx::query(
+            "INSERT INTO installations (id, state, created_at, updated_at) VALUES ($1, $2, $3, $3) \
+             ON CONFLICT (id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+        )
+        .bind(id.get())
+        .bind(state.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        Self::move_users_of(&mut tx, id, state, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn active_installations(&self, limit: i64) -> StoreResult<Vec<InstallationId>> {
+        let ids: Vec<i64> =
+            sqlx::query_scalar("SELECT id FROM installations WHERE state = 'active' ORDER BY id LIMIT $1")
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(ids.into_iter().filter_map(|id| InstallationId::new(id).ok()).collect())
+    }
+
+    async fn retire_unseen_installations(&self, seen_before: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<u64> {
+        let mut tx = self.writer.begin_with(DB::BEGIN_WRITE).await?;
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "UPDATE installations SET state = 'uninstalled', updated_at = $2 \
+             WHERE state <> 'uninstalled' AND (seen_at IS NULL OR seen_at < $1) RETURNING id",
+        )
+        .bind(seen_before)
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        for id in &ids {
+            let id = InstallationId::new(*id).map_err(|e| corrupt("installation id", e))?;
+            Self::move_users_of(&mut tx, id, InstallationState::Uninstalled, now).await?;
+        }
+        tx.commit().await?;
+        Ok(ids.len() as u64)
+    }
+}

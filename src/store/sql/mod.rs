@@ -1,140 +1,67 @@
-//! The SQL both backends share, one file per part of the `Store`. sqlx accepts `$n` placeholders on SQLite too,
-//! and with its `chrono` and `json` features the same Rust types map to TEXT on
-//! SQLite and to TIMESTAMPTZ / JSONB on PostgreSQL, so one text serves both.
-//! `portable_store!` implements `Store` for a backend given its pool type, how
-//! it opens a write transaction, and how it locks rows it claims. Reads go to
-//! `self.pool`, every write to `self.writer` (on SQLite a pool of one: writes
-//! queue in our process instead of sleeping in SQLite's busy handler).
+//! The store both backends share: one generic `SqlStore` over a small
+//! `Backend` trait, with one file per part of the `Store`. sqlx accepts `$n`
+//! placeholders on SQLite too, and with its `chrono` and `json` features the
+//! same Rust types map to TEXT on SQLite and to TIMESTAMPTZ / JSONB on
+//! PostgreSQL, so one SQL text serves both. What differs — how a write
+//! transaction begins, how a claim locks rows, connecting — is the backend's
+//! (`sqlite.rs`, `postgres.rs`). Reads go to `pool`, every write to `writer`
+//! (on SQLite a pool of one: writes queue in our process instead of sleeping
+//! in SQLite's busy handler).
+//!
+//! Every generic `impl` here repeats one `where` clause, the same each time:
+//! Rust does not carry such bounds along with `Backend`, so each block states
+//! what it asks of the database (see `Backend`).
 
-/// The columns of `UserRecord`, in `user_from_row`'s order.
-pub(crate) mod inbox;
-pub(crate) mod installations;
-pub(crate) mod runs;
-pub(crate) mod sync;
-pub(crate) mod users;
+mod inbox;
+mod installations;
+mod rows;
+mod runs;
+mod sync;
+mod users;
 
-macro_rules! user_columns {
-    () => {
-        "github_id, node_id, login, name, avatar_url, bio, company, blog, location, email, \
-         twitter_username, public_repos, public_gists, followers, following, github_created_at, \
-         github_updated_at, github_profile, status, sync_enabled, installation_id, last_synced_at, \
-         next_sync_at, failures, last_error"
-    };
+use sqlx::{Database, Pool};
+
+/// What one database engine brings to `SqlStore`.
+///
+/// A generic block also asks, in its `where` clause, that the engine's
+/// connections execute queries and that it encodes and decodes the handful of
+/// Rust types our columns use (`i64`, `i32`, `bool`, text, `DateTime<Utc>`,
+/// JSON); sqlx's `Sqlite` and `Postgres` both do.
+pub trait Backend: Database {
+    /// Opens a write transaction. SQLite's `BEGIN IMMEDIATE` takes the write
+    /// lock up front, so a read-then-write never deadlocks on the upgrade.
+    const BEGIN_WRITE: &'static str;
+    /// Follows the sub-select of a claim: PostgreSQL skips rows another
+    /// replica holds (`FOR UPDATE SKIP LOCKED`); SQLite's single writer makes
+    /// the `UPDATE … RETURNING` atomic without it.
+    const LOCK_CLAIMED: &'static str;
+    /// sqlx has no trait for this: each engine's result type has its own method.
+    fn rows_affected(result: &Self::QueryResult) -> u64;
 }
 
-macro_rules! due_user_columns {
-    () => {
-        "github_id, node_id, login, installation_id, profile_hash, observed_hash, failures"
-    };
+/// The `Store`, for any `Backend`.
+pub struct SqlStore<DB: Database> {
+    /// Readers.
+    pub(super) pool: Pool<DB>,
+    /// Writers: the same pool on PostgreSQL, a pool of one on SQLite.
+    pub(super) writer: Pool<DB>,
 }
 
-macro_rules! run_columns {
-    () => {
-        "id, trigger, state, started_at, finished_at, users_due, fetched, changed, unchanged, failed, gone, \
-         points_core, points_graphql, installations_added, installations_removed"
-    };
+impl<DB: Database> SqlStore<DB> {
+    pub(super) fn new(pool: Pool<DB>, writer: Pool<DB>) -> Self {
+        Self { pool, writer }
+    }
 }
 
-macro_rules! portable_store {
-    ($store:ty, $db:ty, begin_write = $begin:literal, skip_locked = $lock:literal) => {
-        use async_trait::async_trait;
-        use chrono::{DateTime, Utc};
-        use sqlx::Row as _;
-        use sqlx::types::Json;
+/// The columns of `UserRecord`, in `UserRecord`'s order.
+const USER_COLUMNS: &str = "github_id, node_id, login, name, avatar_url, bio, company, blog, location, email, \
+     twitter_username, public_repos, public_gists, followers, following, github_created_at, \
+     github_updated_at, github_profile, status, sync_enabled, installation_id, last_synced_at, \
+     next_sync_at, failures, last_error";
 
-        use crate::domain::{
-            DeliveryId, EventName, GitHubUserId, InstallationId, InstallationState, Login, NodeId, ProfileHash,
-            RestProfile, RunId, UserStatus,
-        };
-        use crate::store::{
-            Account, ClaimedDelivery, DeliveryRecord, DeliveryState, DueKind, DueUser, InboxStats, InsertOutcome,
-            InstallationRecord, NewDelivery, RateLimitRecord, RunCounts, RunRecord, RunStart, Settlement, StoreError,
-            StoreResult, UserOutcome, UserRecord,
-        };
-        use crate::store::{InboxStore, InstallationStore, RunStore, SyncStore, UserStore};
+/// The columns of `DueUser`.
+const DUE_USER_COLUMNS: &str = "github_id, node_id, login, installation_id, profile_hash, observed_hash, failures";
 
-        type Row = <$db as sqlx::Database>::Row;
-
-        fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
-            StoreError::Other(anyhow::anyhow!("stored {what} is invalid: {e}"))
-        }
-
-        fn user_from_row(row: &Row) -> StoreResult<UserRecord> {
-            let status: String = row.try_get("status")?;
-            let profile: Option<Json<serde_json::Value>> = row.try_get("github_profile")?;
-            Ok(UserRecord {
-                github_id: GitHubUserId::new(row.try_get("github_id")?).map_err(|e| corrupt("github_id", e))?,
-                node_id: row.try_get("node_id")?,
-                login: row.try_get("login")?,
-                name: row.try_get("name")?,
-                avatar_url: row.try_get("avatar_url")?,
-                bio: row.try_get("bio")?,
-                company: row.try_get("company")?,
-                blog: row.try_get("blog")?,
-                location: row.try_get("location")?,
-                email: row.try_get("email")?,
-                twitter_username: row.try_get("twitter_username")?,
-                public_repos: row.try_get("public_repos")?,
-                public_gists: row.try_get("public_gists")?,
-                followers: row.try_get("followers")?,
-                following: row.try_get("following")?,
-                github_created_at: row.try_get("github_created_at")?,
-                github_updated_at: row.try_get("github_updated_at")?,
-                status: status.parse().map_err(|e: String| corrupt("status", e))?,
-                sync_enabled: row.try_get("sync_enabled")?,
-                installation_id: row.try_get("installation_id")?,
-                last_synced_at: row.try_get("last_synced_at")?,
-                github_profile: profile.map(|Json(v)| v),
-                next_sync_at: row.try_get("next_sync_at")?,
-                failures: row.try_get("failures")?,
-                last_error: row.try_get("last_error")?,
-            })
-        }
-
-        fn due_user_from_row(row: &Row) -> StoreResult<DueUser> {
-            let installation: Option<i64> = row.try_get("installation_id")?;
-            let node_id: Option<String> = row.try_get("node_id")?;
-            Ok(DueUser {
-                github_id: GitHubUserId::new(row.try_get("github_id")?).map_err(|e| corrupt("github_id", e))?,
-                node_id: node_id.and_then(|n| NodeId::parse(n).ok()),
-                login: row.try_get("login")?,
-                installation_id: installation.and_then(|i| InstallationId::new(i).ok()),
-                profile_hash: row.try_get::<Option<String>, _>("profile_hash")?.map(ProfileHash::from_stored),
-                observed_hash: row.try_get::<Option<String>, _>("observed_hash")?.map(ProfileHash::from_stored),
-                failures: row.try_get("failures")?,
-            })
-        }
-
-        fn run_from_row(row: &Row) -> StoreResult<RunRecord> {
-            Ok(RunRecord {
-                id: RunId::new(row.try_get("id")?).map_err(|e| corrupt("run id", e))?,
-                trigger: row.try_get("trigger")?,
-                state: row.try_get("state")?,
-                started_at: row.try_get("started_at")?,
-                finished_at: row.try_get("finished_at")?,
-                counts: RunCounts {
-                    users_due: row.try_get("users_due")?,
-                    fetched: row.try_get("fetched")?,
-                    changed: row.try_get("changed")?,
-                    unchanged: row.try_get("unchanged")?,
-                    failed: row.try_get("failed")?,
-                    gone: row.try_get("gone")?,
-                    points_core: row.try_get("points_core")?,
-                    points_graphql: row.try_get("points_graphql")?,
-                    installations_added: row.try_get("installations_added")?,
-                    installations_removed: row.try_get("installations_removed")?,
-                },
-                errors: Vec::new(),
-                notes: Vec::new(),
-            })
-        }
-
-        super::sql::inbox::inbox_sql!($store, $db, $begin, $lock);
-        super::sql::installations::installations_sql!($store, $db, $begin, $lock);
-        super::sql::users::users_sql!($store, $db, $begin, $lock);
-        super::sql::sync::sync_sql!($store, $db, $begin, $lock);
-        super::sql::runs::runs_sql!($store, $db, $begin, $lock);
-    };
-}
-
-pub(crate) use {due_user_columns, portable_store, run_columns, user_columns};
+/// The columns of `RunRecord` (its messages come from `sync_run_messages`).
+const RUN_COLUMNS: &str = "id, trigger, state, started_at, finished_at, users_due, fetched, changed, unchanged, \
+     failed, gone, points_core, points_graphql, installations_added, installations_removed";

@@ -7,8 +7,8 @@ use serde_json::Value;
 
 use crate::both_backends;
 use crate::helpers::{ADMIN_TOKEN, SECRET, spawn_app};
+use fake_github::sign_webhook as sign;
 use ghsync::domain::DeliveryId;
-use ghsync::webhook::sign;
 
 /// (method, path, expected status, `Allow` it must list when 405).
 const CASES: &[(&str, &str, u16, &str)] = &[

@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 
 use super::server::Attacked;
 use crate::helpers::{PATIENCE, SECRET};
-use ghsync::webhook::sign;
+use fake_github::sign_webhook as sign;
 
 const SLOW_SENDERS: usize = 20;
 /// A slow sender's body: at one byte per 200 ms it would take 200 s, over `PATIENCE`.

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 
-use crate::helpers::{ADMIN_TOKEN, APP_ID, Backend, DEMO_PUBLIC_KEY, PATIENCE, SECRET, TestDb, eventually};
-use ghsync::fake_github::{FakeConfig, FakeGitHub};
+use crate::helpers::{ADMIN_TOKEN, APP_ID, Backend, PATIENCE, SECRET, TestDb, eventually};
+use fake_github::{DEMO_APP_PUBLIC_KEY, FakeConfig, FakeGitHub};
 
 pub struct Attacked {
     child: Mutex<Child>,
@@ -24,14 +24,15 @@ pub struct Attacked {
 impl Attacked {
     /// Starts the binary with `env` on top of a valid configuration; waits for `/healthz`.
     pub async fn start(env: &[(&str, &str)]) -> Attacked {
-        let fake =
-            FakeGitHub::start(FakeConfig { app_id: APP_ID, app_public_key_pem: DEMO_PUBLIC_KEY.into() }).await.unwrap();
+        let fake = FakeGitHub::start(FakeConfig { app_id: APP_ID, app_public_key_pem: DEMO_APP_PUBLIC_KEY.into() })
+            .await
+            .unwrap();
         let db = TestDb::create(Backend::Sqlite).await;
         let dir = tempfile::tempdir().unwrap();
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let log = dir.path().join("serve.log");
         let out = File::create(&log).unwrap();
-        let key = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo-app-key.pem");
+        let key = Path::new(env!("CARGO_MANIFEST_DIR")).join("fake-github/fixtures/demo-app-key.pem");
         let mut command = Command::new(env!("CARGO_BIN_EXE_ghsync"));
         command
             .arg("serve")

@@ -23,7 +23,7 @@ const BAD: &[(&str, &str)] = &[
 #[test]
 fn each_bad_setting_stops_the_binary_with_one_line_naming_it() {
     let dir = tempfile::tempdir().unwrap();
-    let key = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo-app-key.pem");
+    let key = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fake-github/fixtures/demo-app-key.pem");
     for (var, value) in BAD {
         // Arrange: a valid configuration but for this one variable.
         let mut command = Command::new(env!("CARGO_BIN_EXE_ghsync"));

@@ -12,19 +12,20 @@ use std::future::Future;
 use std::sync::Once;
 use std::time::Duration;
 
-use ghsync::app::{App, AppState};
+use fake_github::{DEMO_APP_KEY, DEMO_APP_PUBLIC_KEY, FakeConfig, FakeGitHub, FakeUser, payloads};
+use ghsync::app::App;
 use ghsync::cli::RawSettings;
-use ghsync::config::{GitHubSettings, GovernorSettings, Needs, Settings};
-use ghsync::domain::GitHubUserId;
-use ghsync::fake_github::{FakeConfig, FakeGitHub, FakeUser, payloads};
-use ghsync::store::UserRecord;
+use ghsync::config::{Needs, Settings};
+use ghsync::domain::{GitHubUserId, UserRecord};
+use ghsync::github::{GitHubSettings, GovernorSettings};
+use ghsync::http::AppState;
+use ghsync::inbox::RedeliverySweep;
 
 pub const APP_ID: u64 = 4242;
 pub const SECRET: &str = "test-webhook-secret";
 pub const ADMIN_TOKEN: &str = "test-admin-token";
-pub const DEMO_KEY: &str = include_str!("../../../fixtures/demo-app-key.pem");
-pub const DEMO_PUBLIC_KEY: &str = include_str!("../../../fixtures/demo-app-key.pub.pem");
-pub const WRONG_KEY: &str = include_str!("../../../fixtures/wrong-app-key.pem");
+/// A second key, not the App's: JWTs signed with it must be refused.
+pub const WRONG_KEY: &str = include_str!("../../fixtures/wrong-app-key.pem");
 
 /// Emits one `#[tokio::test]` per backend; the PostgreSQL one says why it
 /// skipped when `TEST_DATABASE_URL` is not set.
@@ -59,6 +60,8 @@ pub struct TestApp {
     pub address: String,
     pub state: actix_web::web::Data<AppState>,
     pub github: FakeGitHub,
+    /// The app's own redelivery sweep (its schedule is off in tests).
+    pub redeliveries: RedeliverySweep,
     pub client: reqwest::Client,
     pub db: TestDb,
     handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -74,7 +77,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self { key: DEMO_KEY, admin_token: Some(ADMIN_TOKEN), secrets: vec![SECRET], edit: Box::new(|_| {}) }
+        Self { key: DEMO_APP_KEY, admin_token: Some(ADMIN_TOKEN), secrets: vec![SECRET], edit: Box::new(|_| {}) }
     }
 }
 
@@ -112,15 +115,16 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
 pub async fn spawn_app_on(db: TestDb, options: Options) -> TestApp {
     init_tracing();
     let github =
-        FakeGitHub::start(FakeConfig { app_id: APP_ID, app_public_key_pem: DEMO_PUBLIC_KEY.into() }).await.unwrap();
+        FakeGitHub::start(FakeConfig { app_id: APP_ID, app_public_key_pem: DEMO_APP_PUBLIC_KEY.into() }).await.unwrap();
     let mut settings = settings_for(&db.url, &github, &options);
     (options.edit)(&mut settings);
     let app = App::build(settings).await.expect("the app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let state = app.state();
+    let redeliveries = app.redeliveries().expect("tests configure GitHub");
     let handle = tokio::spawn(app.run_until_stopped());
     github.set_webhook_target(&format!("{address}/webhooks/github"), SECRET);
-    TestApp { address, state, github, client: reqwest::Client::new(), db, handle: Some(handle) }
+    TestApp { address, state, github, redeliveries, client: reqwest::Client::new(), db, handle: Some(handle) }
 }
 
 /// Opens (and migrates) the test database directly, without an app.
@@ -155,8 +159,8 @@ impl TestApp {
         &self.state.store
     }
 
-    pub fn syncer(&self) -> &ghsync::sync::Syncer {
-        self.state.syncer.as_ref().expect("tests configure GitHub")
+    pub fn passes(&self) -> &ghsync::sync::PassRunner {
+        self.state.passes.as_ref().expect("tests configure GitHub")
     }
 
     /// Adds a user to the fake GitHub with an installation of their own (id = user id).
@@ -222,7 +226,7 @@ impl TestApp {
     }
 
     pub async fn run_pass(&self) -> ghsync::sync::PassReport {
-        self.syncer().run_pass("test", &tokio_util::sync::CancellationToken::new()).await.expect("the pass runs")
+        self.passes().run_pass("test", &tokio_util::sync::CancellationToken::new()).await.expect("the pass runs")
     }
 }
 

@@ -4,8 +4,9 @@
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::tests::{APP_ID, fake, good_jwt, header};
-use super::*;
+use fake_github::{payloads, sign_webhook};
+
+use super::{APP_ID, fake, good_jwt, header};
 
 /// A one-shot HTTP target: answers 200 and hands back (headers, body).
 async fn one_shot_target() -> (String, tokio::task::JoinHandle<(String, Vec<u8>)>) {

@@ -9,10 +9,10 @@ use std::time::Instant;
 use actix_web::dev::ServerHandle;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use octocrab::jsonwebtoken::DecodingKey;
+use jsonwebtoken::DecodingKey;
 
-use super::faults::{Bucket, FakeStats, Faults, Resource};
-use super::user::FakeUser;
+use crate::faults::{Bucket, FakeStats, Faults, Resource};
+use crate::user::FakeUser;
 
 /// An installation of the App on a user account.
 #[derive(Clone, Debug)]

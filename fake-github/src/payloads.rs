@@ -6,8 +6,8 @@
 use chrono::Utc;
 use serde_json::{Value, json};
 
-pub use super::user::simple_user;
-use super::user::{FakeUser, base64, ts};
+pub use crate::user::simple_user;
+use crate::user::{FakeUser, base64, ts};
 
 /// The App's slug as it appears in `installation.app_slug`.
 pub const APP_SLUG: &str = "ghsync";

@@ -7,10 +7,12 @@
 
 use chrono::{Duration, Utc};
 use std::collections::HashSet;
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-use super::pass::Syncer;
 use crate::domain::DeliveryId;
+use crate::github::GitHub;
+use crate::store::Store;
 
 /// GitHub keeps deliveries this long (github.com).
 const RETENTION: Duration = Duration::days(3);
@@ -26,9 +28,22 @@ pub struct SweepReport {
     pub requested: u64,
 }
 
-impl Syncer {
+/// The sweep task: the inbox it compares against, GitHub's deliveries API,
+/// and how often to look.
+#[derive(Clone)]
+pub struct RedeliverySweep {
+    store: Arc<dyn Store>,
+    github: GitHub,
+    interval: std::time::Duration,
+}
+
+impl RedeliverySweep {
+    pub fn new(store: Arc<dyn Store>, github: GitHub, interval: std::time::Duration) -> Self {
+        Self { store, github, interval }
+    }
+
     /// One sweep. A sweep that fails part-way leaves the mark where it was.
-    pub async fn sweep_redeliveries(&self) -> anyhow::Result<SweepReport> {
+    pub async fn sweep(&self) -> anyhow::Result<SweepReport> {
         let now = Utc::now();
         let mark = self.store.sweep_mark(MARK).await?;
         let mut report = SweepReport::default();
@@ -68,16 +83,16 @@ impl Syncer {
         Ok(report)
     }
 
-    /// Sweeps at start and then every `redeliver_interval`, until `shutdown`.
-    pub async fn run_redeliverer(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let mut every = tokio::time::interval(self.settings.redeliver_interval);
+    /// Sweeps at start and then every `GHSYNC_REDELIVER_INTERVAL`, until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let mut every = tokio::time::interval(self.interval);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = every.tick() => {}
                 _ = shutdown.cancelled() => return Ok(()),
             }
-            match self.sweep_redeliveries().await {
+            match self.sweep().await {
                 Ok(report) if report.requested > 0 => tracing::info!(?report, "redelivery sweep"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error.message = %e, "redelivery sweep failed; will try again"),

@@ -1,22 +1,24 @@
-//! Tests for auth, user routes, pagination and webhooks, plus the helpers
-//! (`fake`, `jwt`, `mint`) shared with `tests_limits.rs`.
+//! The fake GitHub's own tests, through its public API and over HTTP as
+//! ghsync sees it (the fake is a crate of its own; its tests live in this one
+//! test binary): auth, user routes and pagination here, limits and faults in
+//! `limits.rs`, webhooks in `webhooks.rs`; plus the helpers (`fake`, `jwt`,
+//! `mint`) they share.
+
+mod limits;
+mod webhooks;
 
 use chrono::Utc;
+use fake_github::{DEMO_APP_KEY, DEMO_APP_PUBLIC_KEY, FakeConfig, FakeGitHub, FakeUser, payloads};
 use octocrab::jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
 
-use super::*;
+use crate::helpers::WRONG_KEY;
 
 pub const APP_ID: u64 = 4242;
 
-fn fixture(name: &str) -> String {
-    let path = format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
 /// A fake with users 1..=3 and installation 100 on user 1.
 pub async fn fake() -> FakeGitHub {
-    let gh = FakeGitHub::start(FakeConfig { app_id: APP_ID, app_public_key_pem: fixture("demo-app-key.pub.pem") })
+    let gh = FakeGitHub::start(FakeConfig { app_id: APP_ID, app_public_key_pem: DEMO_APP_PUBLIC_KEY.into() })
         .await
         .expect("fake starts");
     for id in 1..=3 {
@@ -26,16 +28,16 @@ pub async fn fake() -> FakeGitHub {
     gh
 }
 
-/// An App JWT signed with fixture `key`, times relative to now.
+/// An App JWT signed with `key` (a PEM), times relative to now.
 pub fn jwt(key: &str, iss: Value, iat: i64, exp: i64) -> String {
-    let key = EncodingKey::from_rsa_pem(fixture(key).as_bytes()).expect("key parses");
+    let key = EncodingKey::from_rsa_pem(key.as_bytes()).expect("key parses");
     let now = Utc::now().timestamp();
     let claims = json!({ "iat": now + iat, "exp": now + exp, "iss": iss });
     encode(&Header::new(Algorithm::RS256), &claims, &key).expect("jwt signs")
 }
 
 pub fn good_jwt() -> String {
-    jwt("demo-app-key.pem", json!(APP_ID), -60, 540)
+    jwt(DEMO_APP_KEY, json!(APP_ID), -60, 540)
 }
 
 /// Mint an installation token for installation 100.
@@ -66,16 +68,16 @@ async fn jwt_accepted_with_demo_key_and_rejected_otherwise() {
     let list = |jwt: String| client.get(format!("{}/app/installations", gh.url())).bearer_auth(jwt).send();
     assert_eq!(list(good_jwt()).await.unwrap().status(), 200);
     // iss as a numeric string is accepted too.
-    assert_eq!(list(jwt("demo-app-key.pem", json!("4242"), -60, 540)).await.unwrap().status(), 200);
-    let wrong = list(jwt("wrong-app-key.pem", json!(APP_ID), -60, 540)).await.unwrap();
+    assert_eq!(list(jwt(DEMO_APP_KEY, json!("4242"), -60, 540)).await.unwrap().status(), 200);
+    let wrong = list(jwt(WRONG_KEY, json!(APP_ID), -60, 540)).await.unwrap();
     assert_eq!(wrong.status(), 401);
     let body: Value = wrong.json().await.unwrap();
     assert_eq!(body["message"], "A JSON web token could not be decoded");
     let bad = [
-        jwt("demo-app-key.pem", json!(APP_ID + 1), -60, 540), // wrong app
-        jwt("demo-app-key.pem", json!(APP_ID), -60, 700),     // exp too far
-        jwt("demo-app-key.pem", json!(APP_ID), -600, -10),    // expired
-        jwt("demo-app-key.pem", json!(APP_ID), 120, 540),     // iat in the future
+        jwt(DEMO_APP_KEY, json!(APP_ID + 1), -60, 540), // wrong app
+        jwt(DEMO_APP_KEY, json!(APP_ID), -60, 700),     // exp too far
+        jwt(DEMO_APP_KEY, json!(APP_ID), -600, -10),    // expired
+        jwt(DEMO_APP_KEY, json!(APP_ID), 120, 540),     // iat in the future
     ];
     for j in bad {
         assert_eq!(list(j).await.unwrap().status(), 401);
@@ -205,8 +207,9 @@ async fn removed_user_is_charged_404_and_bad_token_401() {
 #[test]
 fn node_ids_match_github_format() {
     // Real: octocat (583231) is U_kgDOAAjmPw in the next-id format.
-    assert_eq!(user::user_node_id(583231), "U_kgDOAAjmPw");
-    assert_eq!(user::base64(b"04:User1", false), "MDQ6VXNlcjE=");
+    assert_eq!(FakeUser::sample(583231).node_id, "U_kgDOAAjmPw");
+    // The legacy format: base64 of "023:IntegrationInstallation1" (28 bytes, so padded).
+    assert_eq!(payloads::installation_node_id(1), "MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9uMQ==");
 }
 
 #[tokio::test]

@@ -6,11 +6,11 @@ use chrono::Utc;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::auth::{TokenCtx, token_gate};
-use super::faults::{BucketView, Charge, Resource};
-use super::server::{json_body, json_resp, rate_headers, rest_rate_limited, set_header};
-use super::state::{SharedRef, State};
-use super::user::{FakeUser, rest_user};
+use crate::auth::{TokenCtx, token_gate};
+use crate::faults::{BucketView, Charge, Resource};
+use crate::respond::{json_body, json_resp, rate_headers, rest_rate_limited, set_header};
+use crate::state::{SharedRef, State};
+use crate::user::{FakeUser, rest_user};
 
 type Shared = web::Data<SharedRef>;
 

@@ -1,15 +1,20 @@
 //! `POST /app-manifests/{code}/conversions`: the last step of GitHub's App
 //! manifest flow, unauthenticated. Any code but `expired` converts to the
 //! fake App (its id, the demo key, a webhook secret), as GitHub's 201 does.
+//! The demo App's keys live here, as the App the fake creates.
 
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
-use super::server::{json_resp, message};
-use super::state::SharedRef;
+use crate::respond::{json_resp, message};
+use crate::state::SharedRef;
 
-/// The demo App's private key: what the fake hands out as the new App's `pem`.
-const DEMO_KEY: &str = include_str!("../../fixtures/demo-app-key.pem");
+/// The demo App's private key (public, in this repository: never a real App's).
+/// The manifest flow hands it out as the new App's `pem`; the demo, tests and
+/// benchmarks sign App JWTs with it.
+pub const DEMO_APP_KEY: &str = include_str!("../fixtures/demo-app-key.pem");
+/// Its public half: what `FakeConfig::app_public_key_pem` usually is.
+pub const DEMO_APP_PUBLIC_KEY: &str = include_str!("../fixtures/demo-app-key.pub.pem");
 pub const MANIFEST_WEBHOOK_SECRET: &str = "fake-manifest-webhook-secret";
 
 pub async fn convert(shared: web::Data<SharedRef>, code: web::Path<String>) -> HttpResponse {
@@ -28,7 +33,7 @@ pub async fn convert(shared: web::Data<SharedRef>, code: web::Path<String>) -> H
             "client_id": "Iv1.fakeclientid",
             "client_secret": "fake-client-secret",
             "webhook_secret": MANIFEST_WEBHOOK_SECRET,
-            "pem": DEMO_KEY,
+            "pem": DEMO_APP_KEY,
         }),
     )
 }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::{InsertOutcome, NewDelivery, Store, StoreError};
+use crate::store::{Store, StoreError};
+
+use crate::domain::{InsertOutcome, NewDelivery};
 
 /// Deliveries committed together at most.
 const MAX_GROUP: usize = 256;

@@ -7,12 +7,13 @@ use std::time::Instant;
 use actix_web::HttpRequest;
 use actix_web::HttpResponse;
 use chrono::Utc;
-use octocrab::jsonwebtoken::{Algorithm, Validation, decode};
+use jsonwebtoken::{Algorithm, Validation, decode};
 use serde_json::Value;
 
-use super::faults::{Admit, Resource};
-use super::server::{bad_credentials, message, rate_headers, secondary_limited, server_error};
-use super::state::SharedRef;
+use crate::faults::Resource;
+use crate::limits::Admit;
+use crate::respond::{bad_credentials, message, rate_headers, secondary_limited, server_error};
+use crate::state::SharedRef;
 
 const JWT_UNDECODABLE: &str = "A JSON web token could not be decoded";
 const JWT_EXP_TOO_FAR: &str = "'Expiration time' claim ('exp') is too far in the future";
@@ -138,7 +139,7 @@ pub async fn token_gate(
 }
 
 /// The locked part of `token_gate`: who is this, and may it proceed?
-fn admit_token(st: &mut super::state::State, token: &str, arrived: Instant) -> Result<i64, Refusal> {
+fn admit_token(st: &mut crate::state::State, token: &str, arrived: Instant) -> Result<i64, Refusal> {
     let rec = st.tokens.get(token).cloned().ok_or(Refusal::BadCredentials)?;
     if rec.expires_at <= Utc::now() {
         st.stats.on_expired += 1;

@@ -7,12 +7,12 @@ use std::collections::HashMap;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
-use super::app_routes::paging;
-use super::auth::app_gate;
-use super::deliver::{Attempt, send};
-use super::server::{json_resp, message, set_header};
-use super::state::{DeliveryRecord, SharedRef};
-use super::user::ts;
+use crate::app_routes::paging;
+use crate::auth::app_gate;
+use crate::deliver::{Attempt, send};
+use crate::respond::{json_resp, message, set_header};
+use crate::state::{DeliveryRecord, SharedRef};
+use crate::user::ts;
 
 type Shared = web::Data<SharedRef>;
 type Query = web::Query<HashMap<String, String>>;

@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::tests::{fake, get, header, mint};
-use super::*;
+use fake_github::{FakeGitHub, FakeUser, Faults};
+
+use super::{fake, get, header, mint};
 
 async fn graphql(gh: &FakeGitHub, token: &str, query: &str, ids: &[String]) -> reqwest::Response {
     reqwest::Client::new()

@@ -7,12 +7,12 @@ use bytes::Bytes;
 use chrono::Utc;
 use serde_json::{Value, json};
 
-use super::auth::{TokenCtx, token_gate};
-use super::faults::{BucketView, Charge, Resource};
-use super::server::{json_resp, message, rate_headers};
-use super::user::{graphql_user, ts};
+use crate::auth::{TokenCtx, token_gate};
+use crate::faults::{BucketView, Charge, Resource};
+use crate::respond::{json_resp, message, rate_headers};
+use crate::user::{graphql_user, ts};
 
-use super::state::{SharedRef, State};
+use crate::state::{SharedRef, State};
 
 type Shared = web::Data<SharedRef>;
 

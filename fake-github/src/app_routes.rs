@@ -9,11 +9,11 @@ use chrono::Utc;
 use rand::Rng;
 use serde_json::{Value, json};
 
-use super::auth::app_gate;
-use super::payloads::{APP_SLUG, InstallationView, installation_json};
-use super::server::{json_resp, message, set_header};
-use super::state::{Installation, SharedRef, State, TokenRec};
-use super::user::{FakeUser, base64, simple_user, ts};
+use crate::auth::app_gate;
+use crate::payloads::{APP_SLUG, InstallationView, installation_json};
+use crate::respond::{json_resp, message, set_header};
+use crate::state::{Installation, SharedRef, State, TokenRec};
+use crate::user::{FakeUser, base64, simple_user, ts};
 
 type Shared = web::Data<SharedRef>;
 type Query = web::Query<HashMap<String, String>>;

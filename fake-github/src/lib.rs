@@ -3,6 +3,10 @@
 //! `GET /users/{login}`, GraphQL `nodes`, primary and secondary rate limits,
 //! injected faults, and signed webhook deliveries with a deliveries API.
 //!
+//! A crate of its own so that production builds leave it out: ghsync takes it
+//! as a dev-dependency, and `ghsync demo` through the default `demo` feature.
+//! Its tests live in ghsync's one test binary (`tests/api/fake_github/`).
+//!
 //! This file holds the public handle (`FakeGitHub`) and its world-editing
 //! methods; each feature lives in its own submodule.
 
@@ -12,30 +16,25 @@ mod deliver;
 mod faults;
 mod graphql;
 mod hooks;
+mod limits;
 mod manifest;
 pub mod payloads;
+mod respond;
 mod rest;
 mod server;
 mod state;
 mod user;
 
-#[cfg(test)]
-mod tests;
-#[cfg(test)]
-mod tests_limits;
-#[cfg(test)]
-mod tests_webhooks;
-
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
-use octocrab::jsonwebtoken::DecodingKey;
+use jsonwebtoken::DecodingKey;
 use serde_json::Value;
 
 pub use deliver::sign_webhook;
 pub use faults::{FakeStats, Faults};
-pub use manifest::MANIFEST_WEBHOOK_SECRET;
+pub use manifest::{DEMO_APP_KEY, DEMO_APP_PUBLIC_KEY, MANIFEST_WEBHOOK_SECRET};
 pub use user::FakeUser;
 
 use state::{Installation, Shared, SharedRef, State, WebhookTarget};

@@ -10,7 +10,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 
-use super::state::{DeliveryRecord, SharedRef};
+use crate::state::{DeliveryRecord, SharedRef};
 
 /// GitHub's webhook response deadline; slower targets count as failed.
 pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);

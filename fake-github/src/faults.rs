@@ -1,0 +1,97 @@
+//! Fault/limit knobs (`Faults`), the counters (`FakeStats`), and the types
+//! of the rate limits (resources, buckets and what a charge gives back);
+//! `limits.rs` holds the mechanisms that use them.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+/// Knobs tests turn to make the fake misbehave. All can change at any time;
+/// each request reads the current values.
+#[derive(Clone, Debug)]
+pub struct Faults {
+    pub latency: Duration,
+    pub server_error_rate: f64,
+    pub rate_limit: u32,
+    pub rate_window: Duration,
+    pub concurrency_cap: Option<(usize, u64)>,
+    pub token_lifetime: Duration,
+    pub graphql_forbidden: bool,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults {
+            latency: Duration::ZERO,
+            server_error_rate: 0.0,
+            rate_limit: 5000,
+            rate_window: Duration::from_secs(3600),
+            concurrency_cap: None,
+            token_lifetime: Duration::from_secs(3600),
+            graphql_forbidden: false,
+        }
+    }
+}
+
+/// What the fake saw. The `on_*` counters are protocol violations by the
+/// client: they should stay 0 for a well-behaved ghsync.
+#[derive(Clone, Debug, Default)]
+pub struct FakeStats {
+    pub requests: BTreeMap<String, u64>,
+    pub statuses: BTreeMap<u16, u64>,
+    pub tokens_minted: u64,
+    pub jwt_rejected: u64,
+    pub points_core: u64,
+    pub points_graphql: u64,
+    pub rest_user_fetches: u64,
+    pub graphql_nodes_requested: u64,
+    pub on_exhausted: u64,
+    pub on_expired: u64,
+    pub on_paused: u64,
+    pub webhooks_sent: u64,
+}
+
+/// GitHub's rate-limit resources that this fake models.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Resource {
+    Core,
+    Graphql,
+}
+
+impl Resource {
+    pub fn name(self) -> &'static str {
+        match self {
+            Resource::Core => "core",
+            Resource::Graphql => "graphql",
+        }
+    }
+}
+
+/// One installation's budget for one resource. The window starts at the first
+/// request after the previous window ended, as GitHub's hourly windows do.
+#[derive(Clone, Debug)]
+pub struct Bucket {
+    pub start: DateTime<Utc>,
+    pub used: u32,
+}
+
+/// A bucket as the x-ratelimit-* headers describe it.
+#[derive(Clone, Copy, Debug)]
+pub struct BucketView {
+    pub resource: Resource,
+    pub limit: u32,
+    pub used: u32,
+    pub remaining: u32,
+    /// Epoch seconds of the window's end, rounded up so a client never sees
+    /// a reset in the past while the window still runs.
+    pub reset: i64,
+}
+
+/// Outcome of trying to spend points.
+pub enum Charge {
+    Ok(BucketView),
+    /// Not enough budget. If the bucket was already at 0 (which a client
+    /// reading headers would have known) `on_exhausted` has been counted.
+    Limited(BucketView),
+}

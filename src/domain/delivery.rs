@@ -1,0 +1,90 @@
+//! Webhook deliveries as the inbox keeps them: what goes in, what a worker
+//! claims, and how each one leaves.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::{DeliveryId, EventName};
+
+/// A verified delivery, as it goes into the inbox.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub id: DeliveryId,
+    pub event: EventName,
+    pub action: Option<String>,
+    /// The raw body, exactly as signed.
+    pub payload: String,
+    pub received_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertOutcome {
+    Inserted,
+    Duplicate,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClaimedDelivery {
+    pub id: DeliveryId,
+    pub event: EventName,
+    pub payload: String,
+    /// Attempts including this one.
+    pub attempts: i32,
+}
+
+/// How a delivery left the inbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    Pending,
+    Done,
+    Ignored,
+    Failed,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Done => "done",
+            Self::Ignored => "ignored",
+            Self::Failed => "failed",
+        }
+    }
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "done" => Self::Done,
+            "ignored" => Self::Ignored,
+            "failed" => Self::Failed,
+            _ => Self::Pending,
+        }
+    }
+}
+
+/// How one claimed delivery leaves its round: finished, or back to pending
+/// until `retry_at`.
+#[derive(Debug, Clone)]
+pub struct Settlement {
+    pub id: DeliveryId,
+    pub state: DeliveryState,
+    pub note: Option<String>,
+    /// Only for `Pending`: when to try again.
+    pub retry_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeliveryRecord {
+    pub id: DeliveryId,
+    pub event: String,
+    pub action: Option<String>,
+    pub state: DeliveryState,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct InboxStats {
+    pub pending: i64,
+    pub failed: i64,
+    #[serde(skip)]
+    pub oldest_pending_at: Option<DateTime<Utc>>,
+}
