@@ -10,6 +10,7 @@ mod crash;
 mod fake_github;
 mod inbox;
 mod lifecycle;
+mod manifest;
 mod reconcile;
 mod redeliver;
 mod setup;
