@@ -35,9 +35,15 @@ pub struct SetupArgs {
     /// Register the App under this organization instead of your personal account.
     #[arg(long)]
     pub org: Option<String>,
-    /// Where GitHub should redirect back to (this process listens there during setup).
-    #[arg(long, default_value = "http://localhost:8080")]
-    pub public_url: String,
+    /// Where the setup page listens. Loopback by default: the page is for you,
+    /// through a browser on this machine or a tunnel; GHSYNC_LISTEN is not used.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// The address your browser and GitHub reach this page at, e.g. https://HOST
+    /// behind a proxy (default: http://localhost:<port of --listen>). GitHub
+    /// redirects back to it and the App's webhook URL is made from it.
+    #[arg(long)]
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Args)]

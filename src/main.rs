@@ -31,7 +31,7 @@ async fn main() -> std::process::ExitCode {
         Command::Serve => commands::serve(settings).await,
         Command::Reconcile => commands::reconcile(settings).await,
         Command::Migrate => commands::migrate(settings).await,
-        Command::Setup(args) => commands::setup(settings, args, &cli.settings).await,
+        Command::Setup(args) => commands::setup(args, &cli.settings).await,
         Command::Demo(args) => commands::demo(settings, args).await,
     };
     match outcome {

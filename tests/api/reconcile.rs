@@ -227,28 +227,35 @@ both_backends! {
         // generous because two busy cores can slow a healthy pass several times over.
         let limit = PATIENCE;
         let first = tokio::time::timeout(limit, app.run_pass()).await.unwrap_or_else(|_| panic!("first pass over {limit:?}: {:#?}", app.github.stats()));
-        // A user the first pass failed is due again `retry_base` later; the second pass takes
-        // users due at its start, so start it only once they are (a condition, not a sleep).
-        let failed = first.counts.failed;
+        // A user the first pass (or the webhook refresher) failed is due again `retry_base`
+        // later; the second pass takes users due at its start, so start it only once every
+        // user still without a profile is due (a condition, not a sleep).
+        let everyone: Vec<i64> = installed.iter().chain(&linked).copied().collect();
         let store = app.store().clone();
-        eventually("users the first pass failed to fall due again", PATIENCE, || {
-            let store = store.clone();
-            async move { (store.count_due_users(Utc::now()).await.ok()? >= failed).then_some(()) }
+        eventually("every user not yet synced to fall due again", PATIENCE, || {
+            let (app, store, everyone) = (&app, store.clone(), &everyone);
+            async move {
+                let mut unsynced = 0;
+                for id in everyone {
+                    unsynced += i64::from(app.user(*id).await?.github_profile.is_none());
+                }
+                (store.count_due_users(Utc::now()).await.ok()? >= unsynced).then_some(())
+            }
         })
         .await;
         let second = tokio::time::timeout(limit, app.run_pass()).await.unwrap_or_else(|_| panic!("second pass over {limit:?}: {:#?}", app.github.stats()));
         let took = started.elapsed();
 
-        let everyone: Vec<i64> = installed.iter().chain(&linked).copied().collect();
-        let mut missing = Vec::new();
+        // Shown if the wait below times out: who failed, and why.
         for id in &everyone {
             let user = stored(&app, *id).await;
-            if user.github_profile.is_none() && user.last_error.is_some() {
-                missing.push((*id, user.status, user.failures, user.last_error));
+            if user.github_profile.is_none() {
+                eprintln!("not synced after two passes (yet): {id} {:?} failures {} {:?}", user.status, user.failures, user.last_error);
             }
         }
-        assert!(missing.is_empty(), "failed and not synced after two passes: {missing:?}\nfirst: {first:?}\nsecond: {second:?}");
-        // Users the webhook refresher had claimed (tracked users are marked due) land as it finishes.
+        eprintln!("first: {first:?}\nsecond: {second:?}");
+        // Every user is synced: by the two passes, or by the webhook refresher finishing a user
+        // it had claimed (tracked users are marked due). One failed in both passes never is.
         all_fetched(&app, &everyone).await;
         for id in &everyone {
             assert_eq!(stored(&app, *id).await.status.as_str(), "active", "user {id}");
