@@ -6,6 +6,7 @@
 //! are `domain/` types; status changes are decided there, and written here.
 
 mod postgres;
+mod retry;
 mod sql;
 mod sqlite;
 
@@ -21,6 +22,7 @@ use crate::domain::{
 };
 
 pub use postgres::PgStore;
+pub use retry::{Retrying, is_contention};
 pub use sqlite::SqliteStore;
 
 /// What can go wrong in storage, as callers need to tell it apart.
@@ -56,9 +58,9 @@ pub async fn open(settings: &DatabaseSettings) -> anyhow::Result<Arc<dyn Store>>
     use secrecy::ExposeSecret;
     let url = settings.url.expose_secret();
     if settings.is_postgres() {
-        Ok(Arc::new(PgStore::connect(url).await?))
+        Ok(Arc::new(retry::Retrying(PgStore::connect(url).await?)))
     } else {
-        Ok(Arc::new(SqliteStore::connect(url).await?))
+        Ok(Arc::new(retry::Retrying(SqliteStore::connect(url).await?)))
     }
 }
 

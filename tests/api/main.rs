@@ -12,6 +12,7 @@ mod inbox;
 mod lifecycle;
 mod reconcile;
 mod redeliver;
+mod replicas;
 mod setup;
 mod store_contract;
 mod users;

@@ -1,0 +1,143 @@
+//! Several ghsync processes on one database behave as one service: `ghsync
+//! reconcile` processes (the real binary) started together share one pass
+//! over thousands of users against a fake GitHub with latency, with no
+//! database error, every user synced once, one run row; a pass that cannot
+//! run is recorded `failed` and `reconcile` exits 1.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::helpers::{APP_ID, Backend, PATIENCE, TestDb, open_store};
+use fake_github::{DEMO_APP_PUBLIC_KEY, FakeConfig, FakeGitHub, FakeUser, Faults};
+
+/// Users (each with an installation of their own) in the shared-pass tests.
+const USERS: i64 = 4_000;
+
+async fn fake_with_users(users: i64, latency: Duration) -> FakeGitHub {
+    let fake =
+        FakeGitHub::start(FakeConfig { app_id: APP_ID, app_public_key_pem: DEMO_APP_PUBLIC_KEY.into() }).await.unwrap();
+    for id in 1..=users {
+        fake.add_user(FakeUser::sample(id));
+        fake.add_installation(id, id);
+    }
+    fake.set_faults(Faults { latency, ..Faults::default() });
+    fake
+}
+
+/// A `ghsync reconcile` child process writing its output to `NAME.log`.
+struct Reconcile {
+    child: tokio::process::Child,
+    log: PathBuf,
+}
+
+impl Reconcile {
+    fn start(db_url: &str, fake: &FakeGitHub, dir: &Path, name: &str, env: &[(&str, &str)]) -> Reconcile {
+        let log = dir.join(format!("{name}.log"));
+        let out = std::fs::File::create(&log).unwrap();
+        let key = Path::new(env!("CARGO_MANIFEST_DIR")).join("fake-github/fixtures/demo-app-key.pem");
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ghsync"))
+            .arg("reconcile")
+            .env_clear()
+            .current_dir(dir)
+            .env("DATABASE_URL", db_url)
+            .env("GITHUB_APP_ID", APP_ID.to_string())
+            .env("GITHUB_APP_PRIVATE_KEY_PATH", key)
+            .env("GITHUB_API_URL", fake.url())
+            .env("GHSYNC_LOG", "info")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the ghsync binary starts");
+        Reconcile { child, log }
+    }
+
+    /// Waits for the exit; the exit code and the whole log.
+    async fn finish(mut self) -> (i32, String) {
+        let status =
+            tokio::time::timeout(PATIENCE * 2, self.child.wait()).await.expect("ghsync reconcile finishes").unwrap();
+        (status.code().unwrap_or(-1), std::fs::read_to_string(&self.log).unwrap_or_default())
+    }
+}
+
+fn database_errors(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|l| l.contains("deadlock") || l.contains("serializ") || l.contains("error returned from database"))
+        .collect()
+}
+
+async fn run_rows(db: &TestDb) -> Vec<ghsync::domain::RunRecord> {
+    open_store(db).await.runs(100).await.unwrap()
+}
+
+/// Starts `n` `ghsync reconcile` processes together and waits for all;
+/// each must exit 0 without a database error.
+async fn reconciles_together(db: &TestDb, fake: &FakeGitHub, dir: &Path, round: &str, n: usize) {
+    // Every user is due again as soon as a pass has synced them: the next round walks them all.
+    let env = [("GHSYNC_STALE_AFTER", "1ms")];
+    let children: Vec<Reconcile> =
+        (0..n).map(|i| Reconcile::start(&db.url, fake, dir, &format!("{round}-{i}"), &env)).collect();
+    let finished = futures_util::future::join_all(children.into_iter().map(Reconcile::finish)).await;
+    for (code, log) in &finished {
+        assert!(database_errors(log).is_empty(), "a database error reached the process:\n{log}");
+        assert_eq!(*code, 0, "ghsync reconcile exits 0:\n{log}");
+    }
+}
+
+/// Every user synced since `since` and nobody left due of this pass.
+async fn assert_all_synced(db: &TestDb, since: chrono::DateTime<chrono::Utc>) {
+    let store = open_store(db).await;
+    assert_eq!(store.user_counts().await.unwrap(), vec![("active".to_owned(), USERS)], "every user active");
+    for id in [1, USERS / 2, USERS] {
+        let user = store.user_by_id(ghsync::domain::GitHubUserId::new(id).unwrap()).await.unwrap().unwrap();
+        assert!(user.last_synced_at.is_some_and(|t| t >= since), "user {id} synced in this round: {user:?}");
+    }
+    let unsynced = store.count_due_users(since).await.unwrap();
+    assert_eq!(unsynced, 0, "no user is left due of this round");
+}
+
+async fn two_reconciles_share_one_pass(backend: Backend) {
+    // Arrange: thousands of users GitHub lists (one installation each), none known yet.
+    let fake = fake_with_users(USERS, Duration::from_millis(20)).await;
+    let db = TestDb::create(backend).await;
+    open_store(&db).await;
+    let dir = tempfile::tempdir().unwrap();
+
+    // Act: two passes started together on a new database: the listing inserts, the joiner drains.
+    let since = chrono::Utc::now();
+    reconciles_together(&db, &fake, dir.path(), "new", 2).await;
+
+    // Assert: one run row, every user fetched over REST exactly once.
+    assert_all_synced(&db, since).await;
+    let runs = run_rows(&db).await;
+    assert_eq!(runs.len(), 1, "exactly one run row: {runs:?}");
+    assert_eq!(runs[0].state, "finished", "{:?}", runs[0]);
+    let stats = fake.stats();
+    assert_eq!(stats.rest_user_fetches, USERS as u64, "each user's REST profile fetched once, by one process");
+    assert_eq!(stats.on_exhausted + stats.on_paused + stats.on_expired, 0, "{stats:?}");
+
+    // Act: again over known users: the listing updates the very rows the joiner records.
+    let since = chrono::Utc::now();
+    reconciles_together(&db, &fake, dir.path(), "known", 2).await;
+
+    // Assert: one more run row, finished; nobody fetched whole again (nothing changed).
+    assert_all_synced(&db, since).await;
+    let runs = run_rows(&db).await;
+    assert_eq!(runs.len(), 2, "one more run row: {runs:?}");
+    assert!(runs.iter().all(|r| r.state == "finished"), "{runs:?}");
+    assert_eq!(fake.stats().rest_user_fetches, USERS as u64, "unchanged users are not fetched again");
+}
+
+mod two_reconcile_processes_share_one_pass {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        if Backend::postgres_available() {
+            two_reconciles_share_one_pass(Backend::Postgres).await
+        }
+    }
+}
