@@ -201,6 +201,8 @@ pub trait RunStore: Send + Sync {
     async fn add_to_run(&self, id: RunId, counts: &RunCounts, now: DateTime<Utc>) -> StoreResult<()>;
     async fn add_run_message(&self, id: RunId, kind: &str, message: &str, now: DateTime<Utc>) -> StoreResult<()>;
     async fn finish_run(&self, id: RunId, now: DateTime<Utc>) -> StoreResult<()>;
+    /// Ends a pass as `failed`, with `reason` among its errors (it does not count as finished).
+    async fn fail_run(&self, id: RunId, reason: &str, now: DateTime<Utc>) -> StoreResult<()>;
     async fn running_run(&self) -> StoreResult<Option<RunId>>;
     async fn runs(&self, limit: i64) -> StoreResult<Vec<RunRecord>>;
     async fn run(&self, id: RunId) -> StoreResult<Option<RunRecord>>;

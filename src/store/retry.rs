@@ -227,6 +227,9 @@ impl<S: Store> RunStore for Retrying<S> {
     async fn finish_run(&self, id: RunId, now: DateTime<Utc>) -> StoreResult<()> {
         retrying("finish_run", || self.0.finish_run(id, now)).await
     }
+    async fn fail_run(&self, id: RunId, reason: &str, now: DateTime<Utc>) -> StoreResult<()> {
+        retrying("fail_run", || self.0.fail_run(id, reason, now)).await
+    }
     async fn running_run(&self) -> StoreResult<Option<RunId>> {
         self.0.running_run().await
     }

@@ -10,6 +10,7 @@ mod crash;
 mod fake_github;
 mod inbox;
 mod lifecycle;
+mod pass_outcomes;
 mod reconcile;
 mod redeliver;
 mod replicas;

@@ -14,7 +14,7 @@ use fake_github::{DEMO_APP_PUBLIC_KEY, FakeConfig, FakeGitHub, FakeUser, Faults}
 /// Users (each with an installation of their own) in the shared-pass tests.
 const USERS: i64 = 4_000;
 
-async fn fake_with_users(users: i64, latency: Duration) -> FakeGitHub {
+pub async fn fake_with_users(users: i64, latency: Duration) -> FakeGitHub {
     let fake =
         FakeGitHub::start(FakeConfig { app_id: APP_ID, app_public_key_pem: DEMO_APP_PUBLIC_KEY.into() }).await.unwrap();
     for id in 1..=users {
@@ -26,13 +26,13 @@ async fn fake_with_users(users: i64, latency: Duration) -> FakeGitHub {
 }
 
 /// A `ghsync reconcile` child process writing its output to `NAME.log`.
-struct Reconcile {
+pub struct Reconcile {
     child: tokio::process::Child,
     log: PathBuf,
 }
 
 impl Reconcile {
-    fn start(db_url: &str, fake: &FakeGitHub, dir: &Path, name: &str, env: &[(&str, &str)]) -> Reconcile {
+    pub fn start(db_url: &str, fake: &FakeGitHub, dir: &Path, name: &str, env: &[(&str, &str)]) -> Reconcile {
         let log = dir.join(format!("{name}.log"));
         let out = std::fs::File::create(&log).unwrap();
         let key = Path::new(env!("CARGO_MANIFEST_DIR")).join("fake-github/fixtures/demo-app-key.pem");
@@ -56,7 +56,7 @@ impl Reconcile {
     }
 
     /// Waits for the exit; the exit code and the whole log.
-    async fn finish(mut self) -> (i32, String) {
+    pub async fn finish(mut self) -> (i32, String) {
         let status =
             tokio::time::timeout(PATIENCE * 2, self.child.wait()).await.expect("ghsync reconcile finishes").unwrap();
         (status.code().unwrap_or(-1), std::fs::read_to_string(&self.log).unwrap_or_default())
