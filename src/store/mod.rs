@@ -6,6 +6,7 @@
 //! are `domain/` types; status changes are decided there, and written here.
 
 mod postgres;
+mod processes;
 mod retry;
 mod sql;
 mod sqlite;

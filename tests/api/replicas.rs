@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::helpers::{APP_ID, Backend, PATIENCE, TestDb, open_store};
+use crate::helpers::{ADMIN_TOKEN, APP_ID, Backend, PATIENCE, SECRET, TestDb, eventually, open_store};
 use fake_github::{DEMO_APP_PUBLIC_KEY, FakeConfig, FakeGitHub, FakeUser, Faults};
 
 /// Users (each with an installation of their own) in the shared-pass tests.
@@ -140,4 +140,113 @@ mod two_reconcile_processes_share_one_pass {
             two_reconciles_share_one_pass(Backend::Postgres).await
         }
     }
+}
+
+/// `ghsync serve` (the real binary) with its schedule on: a start-up pass runs at once.
+pub struct Serve {
+    _child: tokio::process::Child,
+    pub base: String,
+    log: PathBuf,
+}
+
+impl Serve {
+    pub fn start(db_url: &str, fake: &FakeGitHub, dir: &Path, name: &str) -> Serve {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let log = dir.join(format!("{name}.log"));
+        let out = std::fs::File::create(&log).unwrap();
+        let key = Path::new(env!("CARGO_MANIFEST_DIR")).join("fake-github/fixtures/demo-app-key.pem");
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ghsync"))
+            .arg("serve")
+            .env_clear()
+            .current_dir(dir)
+            .env("DATABASE_URL", db_url)
+            .env("GITHUB_APP_ID", APP_ID.to_string())
+            .env("GITHUB_APP_PRIVATE_KEY_PATH", key)
+            .env("GITHUB_WEBHOOK_SECRET", SECRET)
+            .env("GITHUB_API_URL", fake.url())
+            .env("GHSYNC_LISTEN", format!("127.0.0.1:{port}"))
+            .env("GHSYNC_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("GHSYNC_SYNC_INTERVAL", "12h")
+            .env("GHSYNC_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the ghsync binary starts");
+        Serve { _child: child, base: format!("http://127.0.0.1:{port}"), log }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The passes as `/admin/runs` shows them (empty while the server is not up yet).
+    pub async fn runs(&self, client: &reqwest::Client) -> Vec<serde_json::Value> {
+        let Ok(response) = client.get(format!("{}/admin/runs", self.base)).bearer_auth(ADMIN_TOKEN).send().await else {
+            return Vec::new();
+        };
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        body.as_array().cloned().or_else(|| body["runs"].as_array().cloned()).unwrap_or_default()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- {} ---\n{}", self.log.display(), self.log());
+        }
+    }
+}
+
+/// A one-shot subcommand (`migrate`) on the same database.
+async fn run_command(command: &str, db_url: &str, dir: &Path) -> (i32, String) {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_ghsync"))
+        .arg(command)
+        .env_clear()
+        .current_dir(dir)
+        .env("DATABASE_URL", db_url)
+        .output()
+        .await
+        .unwrap();
+    let log = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.code().unwrap_or(-1), log)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_migrate_and_reconcile_beside_a_serve_pass_take_nothing_from_it() {
+    // Arrange: `serve` on a SQLite file, its start-up pass under way over thousands of users.
+    // Slow enough (100 ms an answer) that the pass is still under way when the others start.
+    let fake = fake_with_users(USERS, Duration::from_millis(100)).await;
+    let db = TestDb::create(Backend::Sqlite).await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let serve = Serve::start(&db.url, &fake, dir.path(), "serve");
+    eventually("serve's pass to be under way", PATIENCE, || async {
+        let runs = serve.runs(&client).await;
+        (runs.first().is_some_and(|r| r["state"] == "running" && r["fetched"].as_i64() > Some(200))).then_some(())
+    })
+    .await;
+
+    // Act: a `migrate`, then a `reconcile`, beside it while it works.
+    let (code, log) = run_command("migrate", &db.url, dir.path()).await;
+    assert_eq!(code, 0, "{log}");
+    let (code, log) = Reconcile::start(&db.url, &fake, dir.path(), "beside", &[]).finish().await;
+
+    // Assert: the reconcile joined and helped; serve's pass finishes; no user fetched twice.
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("(joined)"), "the reconcile joined serve's pass:\n{log}");
+    let runs = eventually("serve's pass to finish", PATIENCE, || async {
+        let runs = serve.runs(&client).await;
+        (runs.first().is_some_and(|r| r["state"] == "finished")).then_some(runs)
+    })
+    .await;
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    for log in [log, serve.log()] {
+        assert!(database_errors(&log).is_empty(), "a database error:\n{log}");
+    }
+    let stats = fake.stats();
+    assert_eq!(stats.rest_user_fetches, USERS as u64, "a user fetched twice: a live process's lease was taken");
+    let store = open_store(&db).await;
+    assert_eq!(store.count_due_users(chrono::Utc::now()).await.unwrap(), 0);
 }
