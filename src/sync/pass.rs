@@ -8,9 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use tokio_util::sync::CancellationToken;
 
+pub use super::pass_report::PassReport;
+use super::pass_report::counts_of;
 use super::reconcile::Reconciler;
 use crate::config::SyncSettings;
-use crate::domain::{DueKind, RunCounts, RunId, RunStart, UserOutcome};
+use crate::domain::{DueKind, RunCounts, RunId, RunStart};
 use crate::github::{GitHub, Meter, Priority};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreResult};
@@ -41,38 +43,6 @@ pub struct PassRunner {
     metrics: Metrics,
     /// When the pass in this process waits on rate limits until (epoch ms; 0 = not waiting).
     paused_until: Arc<AtomicI64>,
-}
-
-#[derive(Debug, Clone)]
-pub struct PassReport {
-    pub run_id: RunId,
-    /// This process joined a pass another one started.
-    pub joined: bool,
-    pub counts: RunCounts,
-    /// Why the pass this process started could not run as it should: it is
-    /// recorded `failed` with this reason.
-    pub failure: Option<String>,
-}
-
-fn counts_of(outcomes: &[UserOutcome]) -> RunCounts {
-    let mut c = RunCounts::default();
-    for o in outcomes {
-        match o {
-            UserOutcome::Fetched { changed, .. } => {
-                c.fetched += 1;
-                if *changed {
-                    c.changed += 1;
-                } else {
-                    c.unchanged += 1;
-                }
-            }
-            UserOutcome::Unchanged { .. } => c.unchanged += 1,
-            UserOutcome::Gone { .. } => c.gone += 1,
-            UserOutcome::Failed { .. } => c.failed += 1,
-            UserOutcome::Released { .. } => {}
-        }
-    }
-    c
 }
 
 impl PassRunner {
