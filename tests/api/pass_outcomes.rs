@@ -15,15 +15,17 @@ fn last_line(log: &str) -> String {
 
 both_backends! {
     async fn a_pass_that_cannot_list_installations_fails_and_reconcile_exits_1(backend: Backend) {
-        // Arrange: GitHub is unreachable (its server stopped).
+        // Arrange: GitHub is unreachable (nothing listens where its API should be).
         let fake = fake_with_users(0, std::time::Duration::ZERO).await;
         let db = TestDb::create(backend).await;
         let store = open_store(&db).await;
         let dir = tempfile::tempdir().unwrap();
-        fake.stop();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let nowhere = format!("http://127.0.0.1:{port}");
 
         // Act
-        let (code, log) = Reconcile::start(&db.url, &fake, dir.path(), "unreachable", &[]).finish().await;
+        let env = [("GITHUB_API_URL", nowhere.as_str())];
+        let (code, log) = Reconcile::start(&db.url, &fake, dir.path(), "unreachable", &env).finish().await;
 
         // Assert: exit 1, the reason last; the run is `failed` with it, and not a finished pass.
         assert_eq!(code, 1, "{log}");

@@ -250,3 +250,36 @@ async fn sqlite_migrate_and_reconcile_beside_a_serve_pass_take_nothing_from_it()
     let store = open_store(&db).await;
     assert_eq!(store.count_due_users(chrono::Utc::now()).await.unwrap(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_serve_replicas_and_a_reconcile_share_one_pass_on_postgres() {
+    if !Backend::postgres_available() {
+        return;
+    }
+    // Arrange: thousands of users, none known yet, one PostgreSQL database.
+    let fake = fake_with_users(USERS, Duration::from_millis(20)).await;
+    let db = TestDb::create(Backend::Postgres).await;
+    open_store(&db).await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+
+    // Act: three replicas start together (each wants a start-up pass), and a reconcile beside them.
+    let replicas: Vec<Serve> =
+        (0..3).map(|i| Serve::start(&db.url, &fake, dir.path(), &format!("serve-{i}"))).collect();
+    let (code, log) = Reconcile::start(&db.url, &fake, dir.path(), "reconcile", &[]).finish().await;
+    assert_eq!(code, 0, "{log}");
+    let runs = eventually("the pass to finish", PATIENCE, || async {
+        let runs = replicas[0].runs(&client).await;
+        (runs.first().is_some_and(|r| r["state"] == "finished")).then_some(runs)
+    })
+    .await;
+
+    // Assert: one pass, every user synced once, no database error anywhere.
+    assert_eq!(runs.len(), 1, "exactly one run row: {runs:?}");
+    let store = open_store(&db).await;
+    assert_eq!(store.count_due_users(chrono::Utc::now()).await.unwrap(), 0, "every user synced");
+    assert_eq!(fake.stats().rest_user_fetches, USERS as u64, "each user's REST profile fetched once");
+    for log in replicas.iter().map(Serve::log).chain([log]) {
+        assert!(database_errors(&log).is_empty(), "a database error:\n{log}");
+    }
+}
