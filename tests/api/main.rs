@@ -5,6 +5,7 @@
 mod helpers;
 
 mod admin;
+mod bounded;
 mod corpus;
 mod crash;
 mod fake_github;
