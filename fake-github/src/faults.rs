@@ -18,6 +18,10 @@ pub struct Faults {
     pub concurrency_cap: Option<(usize, u64)>,
     pub token_lifetime: Duration,
     pub graphql_forbidden: bool,
+    /// Installations `GET /app/installations` leaves out though they exist, as
+    /// a page shift does when another is removed mid-listing; asked for by id
+    /// (`GET /app/installations/{id}`) they are still there.
+    pub listing_omits: Vec<i64>,
 }
 
 impl Default for Faults {
@@ -30,6 +34,7 @@ impl Default for Faults {
             concurrency_cap: None,
             token_lifetime: Duration::from_secs(3600),
             graphql_forbidden: false,
+            listing_omits: Vec::new(),
         }
     }
 }

@@ -48,6 +48,7 @@ pub fn build(shared: SharedRef, listener: TcpListener) -> std::io::Result<Server
 fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/app", web::get().to(app_routes::get_app))
         .route("/app/installations", web::get().to(app_routes::list_installations))
+        .route("/app/installations/{id}", web::get().to(app_routes::get_installation))
         .route("/app/installations/{id}/access_tokens", web::post().to(app_routes::mint_token))
         .route("/app/hook/deliveries", web::get().to(hooks::list))
         .route("/app/hook/deliveries/{id}", web::get().to(hooks::get_one))

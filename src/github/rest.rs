@@ -129,6 +129,18 @@ impl GitHub {
         Ok((items.into_iter().filter_map(installation_record).collect(), last))
     }
 
+    /// `GET /app/installations/{id}` (App JWT): one installation as GitHub has it now.
+    /// 404 → `NotFound`: it is gone (uninstalled). Used before retiring an
+    /// installation a listing missed, since a listing by pages can skip one.
+    pub async fn installation(&self, id: InstallationId) -> Result<InstallationRecord, GitHubError> {
+        let path = format!("app/installations/{id}");
+        let call = || self.app_call(Method::GET, &path, None);
+        let answer = call.retry(retry_policy()).when(|e: &GitHubError| e.is_transient()).await?;
+        let wire: InstallationWire =
+            serde_json::from_slice(&answer.body).map_err(|e| GitHubError::Decode(e.to_string()))?;
+        installation_record(wire).ok_or_else(|| GitHubError::Decode(format!("installation {id} has no valid id")))
+    }
+
     /// Walks `GET /app/installations`, every page, handing each page to `on_page`
     /// in order, so memory holds a few pages whatever the number of installations.
     pub async fn for_each_installation_page<F, Fut>(&self, mut on_page: F) -> Result<u64, anyhow::Error>

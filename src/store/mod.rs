@@ -131,6 +131,14 @@ pub trait InstallationStore: Send + Sync {
     ) -> StoreResult<()>;
     /// Up to `limit` active installations, by id: tokens to read public profiles with.
     async fn active_installations(&self, limit: i64) -> StoreResult<Vec<InstallationId>>;
+    /// Up to `limit` installations not uninstalled that no listing has shown since
+    /// `seen_before`, with ids above `after`, by id: each is asked about before retiring.
+    async fn unseen_installations(
+        &self,
+        seen_before: DateTime<Utc>,
+        after: Option<InstallationId>,
+        limit: i64,
+    ) -> StoreResult<Vec<InstallationId>>;
     /// Installations GitHub's list no longer shows (not seen since `seen_before`)
     /// become uninstalled, with their users. Returns how many.
     async fn retire_unseen_installations(&self, seen_before: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<u64>;

@@ -11,6 +11,7 @@ mod pass;
 mod picker;
 mod reconcile;
 mod refresher;
+mod retire;
 mod schedule;
 mod status;
 mod users;

@@ -178,10 +178,13 @@ impl PassRunner {
             })
             .await?;
         let added = added.into_inner();
-        // Only after a complete listing: anything not in it is gone.
-        let removed = self.store.retire_unseen_installations(started, Utc::now()).await?;
+        // Only after a complete listing, and only once GitHub confirms each one is gone.
+        let retired = super::retire::retire_confirmed(&self.store, &self.github, started).await?;
+        for error in retired.errors.iter().take(5) {
+            tracing::warn!(error.message = %error, "cannot confirm a missing installation");
+        }
         self.reconciler.installations_changed();
-        Ok((added, removed))
+        Ok((added, retired.removed))
     }
 
     /// Claims and reconciles batches until none are due; several at once.

@@ -10,6 +10,7 @@ mod corpus;
 mod crash;
 mod fake_github;
 mod inbox;
+mod installations;
 mod lifecycle;
 mod reconcile;
 mod redeliver;
