@@ -2,6 +2,7 @@
 
 mod admin;
 mod admin_auth;
+mod deliveries;
 mod errors;
 mod health;
 mod metrics;
@@ -25,6 +26,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/admin/reconcile", web::post().to(admin::start_reconcile))
         .route("/admin/runs", web::get().to(admin::runs))
         .route("/admin/runs/{id}", web::get().to(admin::run))
+        .route("/admin/deliveries/{guid}/retry", web::post().to(deliveries::retry))
         .route("/api/users", web::post().to(users::track))
         .route("/api/users/by-id/{github_id}", web::get().to(users::by_id))
         .route("/api/users/{github_id}/sync", web::post().to(users::sync_now))

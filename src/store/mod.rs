@@ -36,6 +36,14 @@ pub enum StoreError {
     Other(#[from] anyhow::Error),
 }
 
+impl StoreError {
+    /// The database failed (down, timed out, refused the write): our outage,
+    /// not a fault of what was being stored. `NotFound` and `Conflict` are answers.
+    pub fn is_ours(&self) -> bool {
+        matches!(self, Self::Unavailable(_) | Self::Other(_))
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match e {
@@ -96,6 +104,9 @@ pub trait InboxStore: Send + Sync {
     /// Settles a round of deliveries in one transaction (one disk flush, not one each).
     async fn settle_deliveries(&self, settlements: &[Settlement], now: DateTime<Utc>) -> StoreResult<()>;
     async fn delivery(&self, id: &DeliveryId) -> StoreResult<Option<DeliveryRecord>>;
+    /// A parked (failed) delivery becomes pending again, due now, its tries
+    /// counted from zero. False when it is not parked (or unknown).
+    async fn retry_delivery(&self, id: &DeliveryId, now: DateTime<Utc>) -> StoreResult<bool>;
     async fn inbox_stats(&self) -> StoreResult<InboxStats>;
     /// Deletes up to `limit` finished (done or ignored) deliveries completed before `before`.
     /// Parked ones stay until an operator looks at them.

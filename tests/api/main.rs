@@ -12,6 +12,7 @@ mod fake_github;
 mod inbox;
 mod installations;
 mod lifecycle;
+mod outage;
 mod reconcile;
 mod redeliver;
 mod setup;
