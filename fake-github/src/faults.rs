@@ -22,6 +22,10 @@ pub struct Faults {
     /// a page shift does when another is removed mid-listing; asked for by id
     /// (`GET /app/installations/{id}`) they are still there.
     pub listing_omits: Vec<i64>,
+    /// `POST /graphql` answers this status (403, 404, 502, …) to everyone.
+    pub graphql_status: Option<u16>,
+    /// No GraphQL endpoint at all: `POST /graphql` is an unknown path (404).
+    pub graphql_absent: bool,
 }
 
 impl Default for Faults {
@@ -35,6 +39,8 @@ impl Default for Faults {
             token_lifetime: Duration::from_secs(3600),
             graphql_forbidden: false,
             listing_omits: Vec::new(),
+            graphql_status: None,
+            graphql_absent: false,
         }
     }
 }

@@ -21,7 +21,7 @@ const PAGE_CONCURRENCY: usize = 4;
 
 /// 5xx and timeouts: a few tries with growing, jittered waits; then the caller records a failure.
 /// A 401 is tried once more too: the token was dropped and the retry mints a fresh one.
-fn retry_policy() -> ExponentialBuilder {
+pub(super) fn retry_policy() -> ExponentialBuilder {
     ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(200))
         .with_max_delay(Duration::from_secs(5))

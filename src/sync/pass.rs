@@ -37,6 +37,8 @@ pub struct PassRunner {
     metrics: Metrics,
     /// When the pass in this process waits on rate limits until (epoch ms; 0 = not waiting).
     paused_until: Arc<AtomicI64>,
+    /// Notes each run already recorded (cleared when a pass this process started ends).
+    noted: Arc<std::sync::Mutex<std::collections::HashSet<(RunId, String)>>>,
 }
 
 #[derive(Debug, Clone)]
@@ -77,7 +79,8 @@ impl PassRunner {
         metrics: Metrics,
     ) -> Self {
         let batch_size = settings.batch_size;
-        Self { store, github, reconciler, batch_size, metrics, paused_until: Arc::new(AtomicI64::new(0)) }
+        let noted = Arc::default();
+        Self { store, github, reconciler, batch_size, metrics, paused_until: Arc::new(AtomicI64::new(0)), noted }
     }
 
     /// When this process's pass is waiting on rate limits, until when.
@@ -159,6 +162,7 @@ impl PassRunner {
         } else {
             self.store.finish_run(id, finished).await?;
         }
+        self.noted.lock().expect("notes poisoned").retain(|(run, _)| *run != id);
         counts.add(&drained?);
         self.metrics.passes.with_label_values(&["finished"]).inc();
         tracing::info!(took_ms = (finished - started).num_milliseconds(), ?counts, "pass finished");
@@ -240,7 +244,10 @@ impl PassRunner {
         let now = Utc::now();
         self.store.add_to_run(id, counts, now).await?;
         for note in notes {
-            self.store.add_run_message(id, "note", note, now).await?;
+            // Said once per run, not once per batch (every batch of a pass may fall back alike).
+            if self.noted.lock().expect("notes poisoned").insert((id, note.clone())) {
+                self.store.add_run_message(id, "note", note, now).await?;
+            }
         }
         // A run keeps a sample of its errors, not thousands of them.
         for error in errors.iter().take(5) {

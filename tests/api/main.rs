@@ -9,6 +9,7 @@ mod bounded;
 mod corpus;
 mod crash;
 mod fake_github;
+mod graphql_refused;
 mod inbox;
 mod installations;
 mod lifecycle;
