@@ -167,7 +167,7 @@ pub async fn mint_token(shared: Shared, req: HttpRequest, path: web::Path<String
     st.stats.tokens_minted += 1;
     let body = json!({
         "token": token,
-        "expires_at": ts(expires_at),
+        "expires_at": ts(expires_at + chrono::Duration::seconds(st.faults.clock_skew_secs)),
         "permissions": { "metadata": "read" },
         "repository_selection": "all",
     });

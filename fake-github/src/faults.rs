@@ -26,6 +26,10 @@ pub struct Faults {
     pub graphql_status: Option<u16>,
     /// No GraphQL endpoint at all: `POST /graphql` is an unknown path (404).
     pub graphql_absent: bool,
+    /// The fake's clock runs this many seconds off the real one: its `Date`
+    /// header and the `expires_at` of the tokens it mints say so (tokens
+    /// still really expire after `token_lifetime`).
+    pub clock_skew_secs: i64,
 }
 
 impl Default for Faults {
@@ -41,6 +45,7 @@ impl Default for Faults {
             listing_omits: Vec::new(),
             graphql_status: None,
             graphql_absent: false,
+            clock_skew_secs: 0,
         }
     }
 }

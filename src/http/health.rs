@@ -52,6 +52,7 @@ pub async fn admin_health(_: Admin, state: web::Data<AppState>) -> Result<HttpRe
         "inbox": { "pending": h.inbox.pending, "failed": h.inbox.failed, "oldest_pending_seconds": h.oldest_pending_seconds },
         "rate_limits": limits,
         "rate_limits_tracked": h.rate_limits_tracked,
+        "clock_skew": h.clock_skew,
         "users": h.users,
     })))
 }

@@ -76,6 +76,8 @@ pub struct HealthReport {
     pub rate_limits: Vec<RateLimitRecord>,
     /// …out of this many (installation, resource) budgets known.
     pub rate_limits_tracked: usize,
+    /// Our clock against GitHub's `Date`, when minutes apart.
+    pub clock_skew: Option<crate::github::ClockSkew>,
 }
 
 /// Reads only: the store, the GitHub facade (its governor) and the pass
@@ -160,6 +162,7 @@ impl StatusService {
             next_run_at: next_run_at(self.interval, now),
             rate_limits,
             rate_limits_tracked,
+            clock_skew: self.github.as_ref().and_then(GitHub::clock_skew),
         })))
     }
 }

@@ -6,6 +6,7 @@ mod helpers;
 
 mod admin;
 mod bounded;
+mod clock_skew;
 mod corpus;
 mod crash;
 mod fake_github;
