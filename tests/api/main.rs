@@ -6,12 +6,17 @@ mod helpers;
 
 mod admin;
 mod attack;
+mod bounded;
+mod clock_skew;
 mod corpus;
 mod crash;
 mod fake_github;
+mod graphql_refused;
 mod inbox;
+mod installations;
 mod lifecycle;
 mod manifest;
+mod outage;
 mod pass_outcomes;
 mod reconcile;
 mod redeliver;
