@@ -2,7 +2,7 @@
 //! in one line what went wrong if it did.
 
 use clap::Parser;
-use ghsync::cli::{Cli, Command};
+use ghsync::cli::{Cli, Command, DEMO_DATABASE_URL};
 use ghsync::commands;
 use ghsync::config::{Needs, Settings};
 
@@ -16,9 +16,16 @@ fn needs(command: &Command) -> Needs {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    // `.env` first, so its values reach clap's `env` lookups; real variables win.
-    let _ = dotenvy::dotenv();
-    let cli = Cli::parse();
+    // `demo` must not touch real data: no `.env`, no `DATABASE_URL`, no GitHub
+    // App from the environment, only its own flags and its own SQLite file.
+    let mut cli = Cli::parse_without_real_data();
+    if matches!(cli.command, Command::Demo(_)) {
+        cli.settings.database_url.get_or_insert_with(|| DEMO_DATABASE_URL.to_owned());
+    } else {
+        // `.env` first, so its values reach clap's `env` lookups; real variables win.
+        let _ = dotenvy::dotenv();
+        cli = Cli::parse();
+    }
     let settings = match Settings::load(&cli.settings, needs(&cli.command)) {
         Ok(settings) => settings,
         Err(e) => {

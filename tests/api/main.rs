@@ -7,6 +7,7 @@ mod helpers;
 mod admin;
 mod corpus;
 mod crash;
+mod demo;
 mod fake_github;
 mod inbox;
 mod lifecycle;
