@@ -11,7 +11,8 @@ use super::{GitHubUserId, InstallationId, Login, NodeId, ProfileHash, RestProfil
 pub struct UserRecord {
     pub github_id: GitHubUserId,
     pub node_id: Option<NodeId>,
-    pub login: Login,
+    /// Unknown (null) for a user registered by id until the first fetch.
+    pub login: Option<Login>,
     pub name: Option<String>,
     pub avatar_url: Option<String>,
     pub bio: Option<String>,
@@ -44,7 +45,7 @@ pub struct UserRecord {
 pub struct DueUser {
     pub github_id: GitHubUserId,
     pub node_id: Option<NodeId>,
-    pub login: Login,
+    pub login: Option<Login>,
     pub installation_id: Option<InstallationId>,
     pub profile_hash: Option<ProfileHash>,
     pub observed_hash: Option<ProfileHash>,

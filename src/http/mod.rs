@@ -15,6 +15,9 @@ use actix_web::web;
 
 use crate::webhook;
 
+/// Body limit of `POST /api/users/batch`: 1,000 entries of the longest login fit.
+const BATCH_JSON_LIMIT: usize = 256 * 1024;
+
 /// All routes. The webhook route reads its body itself (25 MB cap, its own 413).
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/webhooks/github", web::post().to(webhook::receive))
@@ -26,6 +29,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/admin/runs", web::get().to(admin::runs))
         .route("/admin/runs/{id}", web::get().to(admin::run))
         .route("/api/users", web::post().to(users::track))
+        .service(
+            // A thousand logins are more than the default 32 KiB of JSON.
+            web::resource("/api/users/batch")
+                .app_data(web::JsonConfig::default().limit(BATCH_JSON_LIMIT))
+                .route(web::post().to(users::track_batch)),
+        )
         .route("/api/users/by-id/{github_id}", web::get().to(users::by_id))
         .route("/api/users/{github_id}/sync", web::post().to(users::sync_now))
         .route("/api/users/{github_id}/sync-enabled", web::put().to(users::set_sync_enabled))

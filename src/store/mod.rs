@@ -143,6 +143,9 @@ pub trait UserStore: Send + Sync {
     async fn user_by_login(&self, login: &Login) -> StoreResult<Option<UserRecord>>;
     /// Tracks a user who linked GitHub without installing; `true` if new.
     async fn track_user(&self, account: &Account, now: DateTime<Utc>) -> StoreResult<bool>;
+    /// Tracks users known only by id (registered through the API), due at once, in one
+    /// transaction: nothing about them is fetched yet. Returns the ids that were new.
+    async fn register_users(&self, ids: &[GitHubUserId], now: DateTime<Utc>) -> StoreResult<Vec<GitHubUserId>>;
     async fn rename_user(&self, id: GitHubUserId, login: &Login, now: DateTime<Utc>) -> StoreResult<()>;
     async fn revoke_user(&self, id: GitHubUserId, now: DateTime<Utc>) -> StoreResult<()>;
     /// A tracked user did something: refresh what the payload says and make

@@ -13,6 +13,7 @@ mod inbox;
 mod lifecycle;
 mod reconcile;
 mod redeliver;
+mod register;
 mod setup;
 mod store_contract;
 mod users;

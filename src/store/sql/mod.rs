@@ -14,6 +14,7 @@
 
 mod inbox;
 mod installations;
+mod register;
 mod rows;
 mod runs;
 mod sync;
