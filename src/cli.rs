@@ -21,7 +21,7 @@ pub enum Command {
     /// HTTP server, webhook inbox worker and scheduled reconciler, in one process.
     Serve,
     /// One reconcile pass now (or join the running one); prints a summary.
-    Reconcile,
+    Reconcile(ReconcileArgs),
     /// Apply database migrations and exit.
     Migrate,
     /// Create the GitHub App from app-manifest.json and write its credentials.
@@ -31,6 +31,13 @@ pub enum Command {
     // same everywhere, and says what it lacks.
     #[cfg_attr(not(feature = "demo"), command(about = "Not in this build: it needs the default `demo` feature."))]
     Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    /// Check every active user whatever their age, not only those due.
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[derive(Debug, Args)]

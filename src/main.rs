@@ -9,7 +9,7 @@ use ghsync::config::{Needs, Settings};
 fn needs(command: &Command) -> Needs {
     match command {
         Command::Migrate | Command::Setup(_) | Command::Demo(_) => Needs::DatabaseOnly,
-        Command::Reconcile => Needs::GitHubApp,
+        Command::Reconcile(_) => Needs::GitHubApp,
         Command::Serve => Needs::Everything,
     }
 }
@@ -36,7 +36,7 @@ async fn main() -> std::process::ExitCode {
     ghsync::telemetry::init(&settings.log);
     let outcome = match cli.command {
         Command::Serve => commands::serve(settings).await,
-        Command::Reconcile => commands::reconcile(settings).await,
+        Command::Reconcile(args) => commands::reconcile(settings, args.all).await,
         Command::Migrate => commands::migrate(settings).await,
         Command::Setup(args) => commands::setup(settings, args, &cli.settings).await,
         Command::Demo(args) => commands::demo(settings, args).await,

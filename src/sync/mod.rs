@@ -17,7 +17,7 @@ mod status;
 mod users;
 
 pub use backoff::{activity_due_at, failure_retry_at};
-pub use pass::{PassReport, PassRunner};
+pub use pass::{PassReport, PassRunner, PassScope};
 pub use picker::TokenPicker;
 pub use reconcile::Reconciler;
 pub use refresher::Refresher;

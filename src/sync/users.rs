@@ -52,17 +52,11 @@ pub struct UserService {
     pub(super) store: Arc<dyn Store>,
     pub(super) reconciler: Option<Reconciler>,
     pub(super) refresh_wake: Arc<Notify>,
-    stale_after: Duration,
 }
 
 impl UserService {
-    pub fn new(
-        store: Arc<dyn Store>,
-        reconciler: Option<Reconciler>,
-        refresh_wake: Arc<Notify>,
-        stale_after: Duration,
-    ) -> Self {
-        Self { store, reconciler, refresh_wake, stale_after }
+    pub fn new(store: Arc<dyn Store>, reconciler: Option<Reconciler>, refresh_wake: Arc<Notify>) -> Self {
+        Self { store, reconciler, refresh_wake }
     }
 
     fn reconciler(&self) -> Result<&Reconciler, UserError> {
@@ -117,14 +111,12 @@ impl UserService {
         let ids: Vec<GitHubUserId> = profiles.iter().map(|p| p.github_id).collect();
         let now = Utc::now();
         let created: HashSet<GitHubUserId> = self.store.register_users(&ids, now).await?.into_iter().collect();
-        let next_sync_at = now + chrono::Duration::from_std(self.stale_after).unwrap_or_default();
         let outcomes: Vec<UserOutcome> = profiles
             .into_iter()
             .filter(|p| created.contains(&p.github_id))
             .map(|profile| UserOutcome::Fetched {
                 hash: profile.key.hash(),
                 observed: None,
-                next_sync_at,
                 changed: true,
                 profile: Box::new(profile),
             })

@@ -15,6 +15,7 @@ mod reconcile;
 mod redeliver;
 mod register;
 mod setup;
+mod staleness;
 mod store_contract;
 mod users;
 mod webhook_ingest;

@@ -61,7 +61,11 @@ async fn wait_until_due(app: &TestApp, n: i64) {
     let store = app.store().clone();
     eventually(&format!("{n} users to fall due"), PATIENCE, || {
         let store = store.clone();
-        async move { (store.count_due_users(Utc::now()).await.ok()? == n).then_some(()) }
+        async move {
+            let now = Utc::now();
+            (store.count_due_users(now, now - ChronoDuration::from_std(STALE_AFTER).unwrap()).await.ok()? == n)
+                .then_some(())
+        }
     })
     .await;
 }
@@ -95,7 +99,7 @@ async fn db_with_finished_run(backend: Backend, ago: ChronoDuration) -> TestDb {
     let db = TestDb::create(backend).await;
     let store = open_store(&db).await;
     let at = Utc::now() - ago;
-    let RunStart::Started(id) = store.start_run("test", at - ChronoDuration::minutes(1), at).await.unwrap() else {
+    let RunStart::Started(id) = store.start_run("test", at, at - ChronoDuration::minutes(1), at).await.unwrap() else {
         panic!("a fresh database has no running pass");
     };
     store.finish_run(id, at).await.unwrap();
@@ -233,7 +237,11 @@ both_backends! {
         let store = app.store().clone();
         eventually("users the first pass failed to fall due again", PATIENCE, || {
             let store = store.clone();
-            async move { (store.count_due_users(Utc::now()).await.ok()? >= failed).then_some(()) }
+            // The app's GHSYNC_STALE_AFTER is the default 12 h: only the failed are due.
+            async move {
+                let now = Utc::now();
+                (store.count_due_users(now, now - ChronoDuration::hours(12)).await.ok()? >= failed).then_some(())
+            }
         })
         .await;
         let second = tokio::time::timeout(limit, app.run_pass()).await.unwrap_or_else(|_| panic!("second pass over {limit:?}: {:#?}", app.github.stats()));

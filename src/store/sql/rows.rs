@@ -130,6 +130,7 @@ where
             state: row.try_get("state")?,
             started_at: row.try_get("started_at")?,
             finished_at: row.try_get("finished_at")?,
+            synced_before: row.try_get("synced_before")?,
             counts: RunCounts {
                 users_due: row.try_get("users_due")?,
                 fetched: row.try_get("fetched")?,
