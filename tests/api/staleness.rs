@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 use crate::both_backends;
-use crate::helpers::{APP_ID, Options, PATIENCE, TestApp, TestDb, eventually, spawn_app, spawn_app_on};
+use crate::helpers::{Options, PATIENCE, TestApp, TestDb, eventually, spawn_app, spawn_app_on};
 
 const USERS: [i64; 3] = [7701, 7702, 7703];
 
@@ -36,26 +36,6 @@ async fn admin_pass(app: &TestApp, body: Option<Value>) -> Value {
         (run["state"] == "finished").then_some(run)
     })
     .await
-}
-
-/// Runs the real `ghsync reconcile` (with `extra` flags) on the app's database and fake GitHub.
-fn reconcile_binary(app: &TestApp, extra: &[&str]) -> String {
-    let key = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fake-github/fixtures/demo-app-key.pem");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ghsync"))
-        .arg("reconcile")
-        .args(extra)
-        .env_clear()
-        .current_dir(std::env::temp_dir())
-        .env("DATABASE_URL", &app.db.url)
-        .env("GITHUB_APP_ID", APP_ID.to_string())
-        .env("GITHUB_APP_PRIVATE_KEY_PATH", key)
-        .env("GITHUB_API_URL", app.github.url())
-        .env("GHSYNC_LOG", "warn")
-        .output()
-        .expect("the ghsync binary runs");
-    let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "ghsync reconcile {extra:?} failed:\n{said}");
-    said
 }
 
 fn checked(run: &Value) -> i64 {
@@ -104,22 +84,5 @@ both_backends! {
         assert_eq!(all["users_due"], 3, "{all}");
         assert_eq!(all["synced_before"], all["started_at"], "{all}");
         assert_eq!(bad.status().as_u16(), 400);
-    }
-
-    async fn the_real_binarys_reconcile_all_checks_fresh_users_too(backend: Backend) {
-        // Arrange: everyone just synced.
-        let app = spawn_app(backend).await;
-        synced_users(&app).await;
-
-        // Act
-        let due_only = reconcile_binary(&app, &[]);
-        let all = reconcile_binary(&app, &["--all"]);
-
-        // Assert
-        assert!(due_only.contains(": 0 due, 0 fetched, 0 changed, 0 unchanged"), "{due_only}");
-        assert!(all.contains(": 3 due,"), "{all}");
-        let runs = app.store().runs(1).await.unwrap();
-        let last = &runs[0].counts;
-        assert_eq!((last.users_due, last.fetched + last.unchanged), (3, 3), "{all}");
     }
 }
