@@ -100,7 +100,7 @@ impl App {
             refusals: RefusalLog::default(),
         });
         let state = web::Data::new(AppState {
-            users: UserService::new(store.clone(), reconciler, refresh_notify, settings.sync.stale_after),
+            users: UserService::new(store.clone(), reconciler, refresh_notify),
             status: StatusService::new(store.clone(), github, passes.clone(), settings.sync.interval),
             store,
             settings: Arc::new(settings),

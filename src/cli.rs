@@ -2,7 +2,10 @@
 //! mirrors its environment variable (clap's `env`), so `.env`, the environment
 //! and flags all reach `Settings::load` by one road.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+/// `ghsync demo`'s own database, unless `--database-url` says otherwise.
+pub const DEMO_DATABASE_URL: &str = "sqlite://ghsync-demo.db";
 
 #[derive(Debug, Parser)]
 #[command(name = "ghsync", version, about = "Keeps GitHub user profiles in step with GitHub.")]
@@ -18,7 +21,7 @@ pub enum Command {
     /// HTTP server, webhook inbox worker and scheduled reconciler, in one process.
     Serve,
     /// One reconcile pass now (or join the running one); prints a summary.
-    Reconcile,
+    Reconcile(ReconcileArgs),
     /// Apply database migrations and exit.
     Migrate,
     /// Create the GitHub App from app-manifest.json and write its credentials.
@@ -28,6 +31,13 @@ pub enum Command {
     // same everywhere, and says what it lacks.
     #[cfg_attr(not(feature = "demo"), command(about = "Not in this build: it needs the default `demo` feature."))]
     Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    /// Check every active user whatever their age, not only those due.
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[derive(Debug, Args)]
@@ -54,6 +64,24 @@ pub struct DemoArgs {
     /// Stop after the users are synced instead of serving until Ctrl-C (for scripts).
     #[arg(long)]
     pub exit_when_synced: bool,
+}
+
+impl Cli {
+    /// The command line with `DATABASE_URL` and every `GITHUB_*` variable
+    /// unread: what `ghsync demo` runs on, so that run in a production
+    /// directory it cannot pick up the real database or App (`main` does not
+    /// load `.env` for it either). Only their flags count.
+    pub fn parse_without_real_data() -> Cli {
+        let matches = Self::command_without_real_data().get_matches();
+        Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
+
+    fn command_without_real_data() -> clap::Command {
+        Cli::command().mut_args(|arg| {
+            let id = arg.get_id().as_str();
+            if id == "database_url" || id.starts_with("github_") { arg.env(None) } else { arg }
+        })
+    }
 }
 
 /// Settings exactly as given; `config::Settings::load` parses and checks them.
@@ -117,6 +145,17 @@ mod tests {
     #[test]
     fn the_cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn without_real_data_the_database_and_github_variables_are_not_read() {
+        let command = Cli::command_without_real_data();
+        let unread: Vec<String> =
+            command.get_arguments().filter(|a| a.get_env().is_none()).map(|a| a.get_id().to_string()).collect();
+        for id in ["database_url", "github_app_id", "github_app_private_key", "github_api_url", "github_webhook_secret"]
+        {
+            assert!(unread.iter().any(|u| u == id), "{id} is still read from the environment");
+        }
     }
 
     #[test]

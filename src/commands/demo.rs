@@ -21,9 +21,10 @@ const DEMO_APP_ID: u64 = 1;
 const DEMO_SECRET: &str = "demo-webhook-secret";
 const DEMO_ADMIN_TOKEN: &str = "demo-admin-token";
 
-/// The settings the demo runs with: the database from `DATABASE_URL` (default
-/// `ghsync-demo.db`), the listen address from `GHSYNC_LISTEN` (default
-/// 127.0.0.1:8080), everything GitHub-related pointed at the fake.
+/// The settings the demo runs with: its own database (`ghsync-demo.db`, or
+/// `--database-url`: `main` never lets `DATABASE_URL` or `.env` reach it), the
+/// listen address from `GHSYNC_LISTEN` (default 127.0.0.1:8080), everything
+/// GitHub-related pointed at the fake.
 fn demo_settings(mut settings: Settings, fake: &FakeGitHub) -> anyhow::Result<Settings> {
     let key = octocrab::jsonwebtoken::EncodingKey::from_rsa_pem(DEMO_APP_KEY.as_bytes())?;
     settings.github = Some(GitHubSettings {
@@ -41,11 +42,7 @@ fn demo_settings(mut settings: Settings, fake: &FakeGitHub) -> anyhow::Result<Se
     Ok(settings)
 }
 
-pub async fn demo(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
-    use secrecy::ExposeSecret;
-    if settings.database.url.expose_secret() == "sqlite://ghsync.db" {
-        settings.database.url = SecretString::from("sqlite://ghsync-demo.db".to_owned());
-    }
+pub async fn demo(settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
     let fake =
         FakeGitHub::start(FakeConfig { app_id: DEMO_APP_ID, app_public_key_pem: DEMO_APP_PUBLIC_KEY.to_owned() })
             .await?;

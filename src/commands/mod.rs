@@ -16,6 +16,7 @@ use crate::app::{App, build_core};
 use crate::cli::DemoArgs;
 use crate::config::Settings;
 use crate::metrics::Metrics;
+use crate::sync::PassScope;
 
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let listen = settings.http.listen;
@@ -39,15 +40,16 @@ pub async fn migrate(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One pass now, or help drain the running one; a summary on stdout.
-pub async fn reconcile(settings: Settings) -> anyhow::Result<()> {
+/// One pass now (`all`: of every active user), or help drain the running one; a summary on stdout.
+pub async fn reconcile(settings: Settings, all: bool) -> anyhow::Result<()> {
     let metrics = Metrics::new();
     let core = build_core(&settings, &metrics).await?;
     let passes = core.pass_runner(&settings, &metrics).expect("reconcile loads GitHub settings");
     let shutdown = CancellationToken::new();
     crate::shutdown::watch(shutdown.clone());
     let started = Utc::now();
-    let report = passes.run_pass("cli", &shutdown).await?;
+    let scope = if all { PassScope::Everyone } else { PassScope::Due };
+    let report = passes.run_pass_of("cli", scope, &shutdown).await?;
     let run = core.store.run(report.run_id).await?;
     let c = &report.counts;
     println!(

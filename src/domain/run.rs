@@ -50,6 +50,8 @@ pub struct RunRecord {
     pub state: String,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// Users last synced at or before this were due in the pass (older runs: unknown).
+    pub synced_before: Option<DateTime<Utc>>,
     pub counts: RunCounts,
     pub errors: Vec<String>,
     pub notes: Vec<String>,

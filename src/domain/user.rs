@@ -11,7 +11,8 @@ use super::{GitHubUserId, InstallationId, Login, NodeId, ProfileHash, RestProfil
 pub struct UserRecord {
     pub github_id: GitHubUserId,
     pub node_id: Option<NodeId>,
-    pub login: Login,
+    /// Unknown (null) for a user registered by id until the first fetch.
+    pub login: Option<Login>,
     pub name: Option<String>,
     pub avatar_url: Option<String>,
     pub bio: Option<String>,
@@ -31,6 +32,8 @@ pub struct UserRecord {
     pub installation_id: Option<InstallationId>,
     pub last_synced_at: Option<DateTime<Utc>>,
     pub github_profile: Option<serde_json::Value>,
+    /// An explicit time the user is due at: a failure's backoff, or a mark.
+    /// None once synced: then `GHSYNC_STALE_AFTER` and `last_synced_at` decide.
     #[serde(skip)]
     pub next_sync_at: Option<DateTime<Utc>>,
     #[serde(skip)]
@@ -44,7 +47,7 @@ pub struct UserRecord {
 pub struct DueUser {
     pub github_id: GitHubUserId,
     pub node_id: Option<NodeId>,
-    pub login: Login,
+    pub login: Option<Login>,
     pub installation_id: Option<InstallationId>,
     pub profile_hash: Option<ProfileHash>,
     pub observed_hash: Option<ProfileHash>,
@@ -61,8 +64,12 @@ impl DueUser {
 /// Which due users a claim takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DueKind {
+    /// Only those a webhook or an admin marked due (the refresher).
     Marked,
-    All,
+    /// Everyone due (a pass): marked, past a failure's backoff, never synced,
+    /// or last synced at or before `synced_before` (the pass's start less
+    /// `GHSYNC_STALE_AFTER` as it is set now; the start itself for `--all`).
+    All { synced_before: DateTime<Utc> },
 }
 
 /// What one fetch found for one user (KUBE's `Action`, stored).
@@ -70,15 +77,9 @@ pub enum DueKind {
 pub enum UserOutcome {
     /// Fetched whole over REST (new, changed, or checked over REST): stored whole.
     /// `changed` says whether the key fields differ from what we had.
-    Fetched {
-        profile: Box<RestProfile>,
-        hash: ProfileHash,
-        observed: Option<ProfileHash>,
-        next_sync_at: DateTime<Utc>,
-        changed: bool,
-    },
+    Fetched { profile: Box<RestProfile>, hash: ProfileHash, observed: Option<ProfileHash>, changed: bool },
     /// GraphQL saw the same key fields as before.
-    Unchanged { id: GitHubUserId, observed: ProfileHash, next_sync_at: DateTime<Utc> },
+    Unchanged { id: GitHubUserId, observed: ProfileHash },
     /// GitHub answered 404.
     Gone { id: GitHubUserId },
     /// Could not be fetched; try again at `retry_at` (the failure count grows).

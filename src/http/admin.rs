@@ -1,12 +1,14 @@
 //! Passes on demand, and their records.
 
 use actix_web::{HttpResponse, web};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::ApiError;
 use super::AppState;
 use super::admin_auth::Admin;
 use crate::domain::{RunId, RunRecord, RunStart};
+use crate::sync::PassScope;
 
 /// A pass as `/admin/runs` shows it.
 pub fn run_json(run: &RunRecord) -> Value {
@@ -18,6 +20,7 @@ pub fn run_json(run: &RunRecord) -> Value {
         "state": run.state,
         "started_at": run.started_at,
         "finished_at": run.finished_at,
+        "synced_before": run.synced_before,
         "duration_seconds": (end - run.started_at).num_milliseconds() as f64 / 1000.0,
         "users_due": c.users_due,
         "fetched": c.fetched,
@@ -33,9 +36,23 @@ pub fn run_json(run: &RunRecord) -> Value {
     })
 }
 
-pub async fn start_reconcile(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+/// `POST /admin/reconcile`'s body, optional: `{"all": true}` checks every active user.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ReconcileRequest {
+    #[serde(default)]
+    all: bool,
+}
+
+pub async fn start_reconcile(_: Admin, state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+    let request: ReconcileRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        ReconcileRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("body: {e}")))?
+    };
+    let scope = if request.all { PassScope::Everyone } else { PassScope::Due };
     let passes = state.passes.as_ref().ok_or_else(|| ApiError::Unavailable("GitHub is not configured".into()))?;
-    match passes.start("admin", state.shutdown.clone()).await? {
+    match passes.start("admin", scope, state.shutdown.clone()).await? {
         RunStart::Started(id) => Ok(HttpResponse::Accepted().json(json!({ "run_id": id }))),
         RunStart::AlreadyRunning(id) => {
             Err(ApiError::Conflict { message: format!("pass {id} is running"), run_id: Some(id) })

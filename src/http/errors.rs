@@ -23,6 +23,9 @@ pub enum ApiError {
     Conflict { message: String, run_id: Option<RunId> },
     #[error("{0}")]
     Unavailable(String),
+    /// Not now: 503 with `Retry-After` (seconds).
+    #[error("{message}")]
+    TryLater { message: String, retry_after: std::time::Duration },
     #[error("GitHub: {0}")]
     BadGateway(String),
     #[error("internal error")]
@@ -56,6 +59,7 @@ impl From<UserError> for ApiError {
             UserError::NotConfigured => ApiError::Unavailable(e.to_string()),
             UserError::NotTracked(_) | UserError::NoSuchGitHubUser => ApiError::NotFound(e.to_string()),
             UserError::NotSynced { .. } => ApiError::Conflict { message: e.to_string(), run_id: None },
+            UserError::Unresolved { retry_after, .. } => ApiError::TryLater { message: e.to_string(), retry_after },
             UserError::FetchFailed(error) => ApiError::BadGateway(error),
             UserError::GitHub(e) => e.into(),
             UserError::Store(e) => e.into(),
@@ -71,7 +75,7 @@ impl ResponseError for ApiError {
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::TryLater { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -84,6 +88,11 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status_code());
         if matches!(self, Self::Unauthorized) {
             response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        if let Self::TryLater { retry_after, .. } = self {
+            // Whole seconds, rounded up: never "0", which would invite a retry storm.
+            let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            response.insert_header(("Retry-After", secs.max(1).to_string()));
         }
         let body = match self {
             Self::Conflict { message, run_id } => serde_json::json!({ "error": message, "run_id": run_id }),

@@ -22,6 +22,9 @@ use actix_web::web;
 
 use crate::webhook;
 
+/// Body limit of `POST /api/users/batch`: 1,000 entries of the longest login fit.
+const BATCH_JSON_LIMIT: usize = 256 * 1024;
+
 /// All routes. The webhook route reads its body itself (25 MB cap, its own 413).
 /// One resource per path, so a method the path does not take is a 405 with `Allow`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -35,6 +38,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(readable("/admin/runs/{id}", admin::run))
         .service(web::resource("/admin/deliveries/{guid}/retry").post(deliveries::retry))
         .service(web::resource("/api/users").post(users::track))
+        .service(
+            // A thousand logins are more than the default 32 KiB of JSON.
+            web::resource("/api/users/batch")
+                .app_data(web::JsonConfig::default().limit(BATCH_JSON_LIMIT))
+                .post(users::track_batch),
+        )
         .service(readable("/api/users/by-id/{github_id}", users::by_id))
         .service(web::resource("/api/users/{github_id}/sync").post(users::sync_now))
         .service(web::resource("/api/users/{github_id}/sync-enabled").put(users::set_sync_enabled))

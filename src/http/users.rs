@@ -9,7 +9,7 @@ use super::ApiError;
 use super::AppState;
 use super::admin_auth::Admin;
 use crate::domain::{GitHubUserId, Login};
-use crate::sync::TrackBy;
+use crate::sync::{MAX_BATCH, TrackBy};
 
 fn parse_id(raw: &str) -> Result<GitHubUserId, ApiError> {
     raw.parse::<i64>()
@@ -41,23 +41,52 @@ pub struct TrackRequest {
     github_id: Option<i64>,
 }
 
+impl TrackRequest {
+    fn whom(self) -> Result<TrackBy, String> {
+        match self {
+            TrackRequest { login: Some(login), github_id: None } => {
+                Ok(TrackBy::Login(Login::parse(&login).map_err(|e| e.to_string())?))
+            }
+            TrackRequest { login: None, github_id: Some(id) } => {
+                Ok(TrackBy::Id(GitHubUserId::new(id).map_err(|e| e.to_string())?))
+            }
+            _ => Err("give exactly one of \"login\" or \"github_id\"".into()),
+        }
+    }
+}
+
 /// Tracks a user who linked GitHub without installing the App: 201 when new.
 pub async fn track(
     _: Admin,
     state: web::Data<AppState>,
     body: web::Json<TrackRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let whom = match body.into_inner() {
-        TrackRequest { login: Some(login), github_id: None } => {
-            TrackBy::Login(Login::parse(&login).map_err(|e| ApiError::BadRequest(e.to_string()))?)
-        }
-        TrackRequest { login: None, github_id: Some(id) } => {
-            TrackBy::Id(GitHubUserId::new(id).map_err(|e| ApiError::BadRequest(e.to_string()))?)
-        }
-        _ => return Err(ApiError::BadRequest("give exactly one of \"login\" or \"github_id\"".into())),
-    };
+    let whom = body.into_inner().whom().map_err(ApiError::BadRequest)?;
     let (user, created) = state.users.track(whom).await?;
     Ok(if created { HttpResponse::Created().json(user) } else { HttpResponse::Ok().json(user) })
+}
+
+#[derive(Deserialize)]
+pub struct BatchRequest {
+    users: Vec<TrackRequest>,
+}
+
+/// Tracks up to `MAX_BATCH` users at once (backfilling a user base): 202 with counts.
+pub async fn track_batch(
+    _: Admin,
+    state: web::Data<AppState>,
+    body: web::Json<BatchRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let users = body.into_inner().users;
+    if users.len() > MAX_BATCH {
+        return Err(ApiError::BadRequest(format!("{} users: a batch holds at most {MAX_BATCH}", users.len())));
+    }
+    let whom = users
+        .into_iter()
+        .enumerate()
+        .map(|(i, user)| user.whom().map_err(|e| ApiError::BadRequest(format!("users[{i}]: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(HttpResponse::Accepted().json(state.users.track_batch(whom).await?))
 }
 
 /// Refreshes one user now, over REST, and answers with what is stored after.

@@ -165,6 +165,9 @@ pub trait UserStore: Send + Sync {
     async fn user_by_login(&self, login: &Login) -> StoreResult<Option<UserRecord>>;
     /// Tracks a user who linked GitHub without installing; `true` if new.
     async fn track_user(&self, account: &Account, now: DateTime<Utc>) -> StoreResult<bool>;
+    /// Tracks users known only by id (registered through the API), due at once, in one
+    /// transaction: nothing about them is fetched yet. Returns the ids that were new.
+    async fn register_users(&self, ids: &[GitHubUserId], now: DateTime<Utc>) -> StoreResult<Vec<GitHubUserId>>;
     async fn rename_user(&self, id: GitHubUserId, login: &Login, now: DateTime<Utc>) -> StoreResult<()>;
     async fn revoke_user(&self, id: GitHubUserId, now: DateTime<Utc>) -> StoreResult<()>;
     /// A tracked user did something: refresh what the payload says and make
@@ -182,7 +185,8 @@ pub trait UserStore: Send + Sync {
 #[async_trait]
 pub trait SyncStore: Send + Sync {
     /// Leases due users: `Marked` only those a webhook or admin asked for,
-    /// `All` also the stale ones, stalest first.
+    /// `All` also the stale ones, stalest first. Each kind is claimed by its
+    /// own index, so a claim costs the same at 1,000,000 users as at 1,000.
     async fn claim_due_users(
         &self,
         which: DueKind,
@@ -190,7 +194,8 @@ pub trait SyncStore: Send + Sync {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> StoreResult<Vec<DueUser>>;
-    async fn count_due_users(&self, now: DateTime<Utc>) -> StoreResult<i64>;
+    /// How many `claim_due_users(DueKind::All { synced_before }, …)` would find at `now`.
+    async fn count_due_users(&self, now: DateTime<Utc>, synced_before: DateTime<Utc>) -> StoreResult<i64>;
     /// When the next marked user falls due, if any.
     async fn next_marked_due(&self) -> StoreResult<Option<DateTime<Utc>>>;
     /// Stores what fetching a batch of users found, in one transaction, and
@@ -212,9 +217,11 @@ pub trait SyncStore: Send + Sync {
 pub trait RunStore: Send + Sync {
     /// Starts a pass unless one runs; a pass whose heartbeat is older than
     /// `abandoned_before` is closed as abandoned first (its process died).
+    /// Users last synced at or before `synced_before` are due in it.
     async fn start_run(
         &self,
         trigger: &str,
+        synced_before: DateTime<Utc>,
         now: DateTime<Utc>,
         abandoned_before: DateTime<Utc>,
     ) -> StoreResult<RunStart>;

@@ -160,6 +160,9 @@ impl<S: Store> UserStore for Retrying<S> {
     async fn user_by_login(&self, login: &Login) -> StoreResult<Option<UserRecord>> {
         self.0.user_by_login(login).await
     }
+    async fn register_users(&self, ids: &[GitHubUserId], now: DateTime<Utc>) -> StoreResult<Vec<GitHubUserId>> {
+        retrying("register_users", || self.0.register_users(ids, now)).await
+    }
     async fn track_user(&self, account: &Account, now: DateTime<Utc>) -> StoreResult<bool> {
         retrying("track_user", || self.0.track_user(account, now)).await
     }
@@ -197,8 +200,8 @@ impl<S: Store> SyncStore for Retrying<S> {
     ) -> StoreResult<Vec<DueUser>> {
         retrying("claim_due_users", || self.0.claim_due_users(which, limit, now, lease_until)).await
     }
-    async fn count_due_users(&self, now: DateTime<Utc>) -> StoreResult<i64> {
-        self.0.count_due_users(now).await
+    async fn count_due_users(&self, now: DateTime<Utc>, synced_before: DateTime<Utc>) -> StoreResult<i64> {
+        self.0.count_due_users(now, synced_before).await
     }
     async fn next_marked_due(&self) -> StoreResult<Option<DateTime<Utc>>> {
         self.0.next_marked_due().await
@@ -224,10 +227,11 @@ impl<S: Store> RunStore for Retrying<S> {
     async fn start_run(
         &self,
         trigger: &str,
+        synced_before: DateTime<Utc>,
         now: DateTime<Utc>,
         abandoned_before: DateTime<Utc>,
     ) -> StoreResult<RunStart> {
-        retrying("start_run", || self.0.start_run(trigger, now, abandoned_before)).await
+        retrying("start_run", || self.0.start_run(trigger, synced_before, now, abandoned_before)).await
     }
     async fn add_to_run(&self, id: RunId, counts: &RunCounts, now: DateTime<Utc>) -> StoreResult<()> {
         retrying("add_to_run", || self.0.add_to_run(id, counts, now)).await

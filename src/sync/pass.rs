@@ -40,11 +40,23 @@ pub struct PassRunner {
     github: GitHub,
     reconciler: Reconciler,
     batch_size: usize,
+    /// `GHSYNC_STALE_AFTER` as this process was started with: a pass it starts checks
+    /// everyone last synced longer ago than this, whatever the setting was then.
+    stale_after: Duration,
     metrics: Metrics,
     /// When the pass in this process waits on rate limits until (epoch ms; 0 = not waiting).
     paused_until: Arc<AtomicI64>,
     /// Notes each run already recorded (cleared when a pass this process started ends).
     noted: Arc<std::sync::Mutex<std::collections::HashSet<(RunId, String)>>>,
+}
+
+/// Whom a pass checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassScope {
+    /// Users due: marked, failed and past their backoff, never synced, or stale.
+    Due,
+    /// Every active user whatever their age (`reconcile --all`, `{"all": true}`).
+    Everyone,
 }
 
 impl PassRunner {
@@ -56,8 +68,9 @@ impl PassRunner {
         metrics: Metrics,
     ) -> Self {
         let batch_size = settings.batch_size;
-        let noted = Arc::default();
-        Self { store, github, reconciler, batch_size, metrics, paused_until: Arc::new(AtomicI64::new(0)), noted }
+        let stale_after = Duration::from_std(settings.stale_after).unwrap_or(Duration::MAX);
+        let (paused_until, noted) = (Arc::new(AtomicI64::new(0)), Arc::default());
+        Self { store, github, reconciler, batch_size, stale_after, metrics, paused_until, noted }
     }
 
     /// When this process's pass is waiting on rate limits, until when.
@@ -67,15 +80,30 @@ impl PassRunner {
     }
 
     /// Starts a pass, or finds the running one.
-    async fn begin(&self, trigger: &str) -> StoreResult<RunStart> {
+    async fn begin(&self, trigger: &str, scope: PassScope) -> StoreResult<RunStart> {
         let now = Utc::now();
-        self.store.start_run(trigger, now, now - ABANDON_AFTER).await
+        let synced_before = match scope {
+            PassScope::Due => now.checked_sub_signed(self.stale_after).unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
+            PassScope::Everyone => now,
+        };
+        self.store.start_run(trigger, synced_before, now, now - ABANDON_AFTER).await
+    }
+
+    /// A pass's cutoffs, as its starter recorded them (joiners use the same): due as of
+    /// its start, and stale if last synced at or before `synced_before`.
+    async fn cutoffs(&self, id: RunId) -> StoreResult<(DateTime<Utc>, DateTime<Utc>)> {
+        let run = self.store.run(id).await?;
+        let started = run.as_ref().map_or_else(Utc::now, |run| run.started_at);
+        let synced_before = run
+            .and_then(|run| run.synced_before)
+            .unwrap_or_else(|| started.checked_sub_signed(self.stale_after).unwrap_or(DateTime::<Utc>::UNIX_EPOCH));
+        Ok((started, synced_before))
     }
 
     /// Starts a pass in the background and says which (`POST /admin/reconcile`);
     /// when one is running already, says so and starts nothing.
-    pub async fn start(&self, trigger: &str, shutdown: CancellationToken) -> StoreResult<RunStart> {
-        let start = self.begin(trigger).await?;
+    pub async fn start(&self, trigger: &str, scope: PassScope, shutdown: CancellationToken) -> StoreResult<RunStart> {
+        let start = self.begin(trigger, scope).await?;
         if let RunStart::Started(id) = start {
             let runner = self.clone();
             tokio::spawn(async move {
@@ -110,7 +138,17 @@ impl PassRunner {
 
     /// One whole pass: start (or join), reconcile installations, drain, record.
     pub async fn run_pass(&self, trigger: &str, shutdown: &CancellationToken) -> anyhow::Result<PassReport> {
-        match self.begin(trigger).await? {
+        self.run_pass_of(trigger, PassScope::Due, shutdown).await
+    }
+
+    /// One whole pass over `scope`; joining a running pass takes that pass's scope.
+    pub async fn run_pass_of(
+        &self,
+        trigger: &str,
+        scope: PassScope,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<PassReport> {
+        match self.begin(trigger, scope).await? {
             RunStart::Started(id) => self.carry_out(id, shutdown).await,
             RunStart::AlreadyRunning(id) => {
                 tracing::info!(run_id = %id, "a pass is running; joining it");
@@ -126,8 +164,8 @@ impl PassRunner {
     async fn carry_out(&self, id: RunId, shutdown: &CancellationToken) -> anyhow::Result<PassReport> {
         // The start as recorded: users this pass's listing discovers are due as of it, so the
         // drain (which takes users due at the pass's start) fetches them in this pass.
-        let started = self.store.run(id).await?.map_or_else(Utc::now, |run| run.started_at);
-        let (counts, failure) = match self.work(id, started, shutdown).await {
+        let (started, synced_before) = self.cutoffs(id).await?;
+        let (counts, failure) = match self.work(id, started, synced_before, shutdown).await {
             Ok(done) => done,
             // A database error: the counts so far are in the run row already.
             Err(e) => (RunCounts::default(), Some(format!("{e:#}"))),
@@ -156,6 +194,7 @@ impl PassRunner {
         &self,
         id: RunId,
         started: DateTime<Utc>,
+        synced_before: DateTime<Utc>,
         shutdown: &CancellationToken,
     ) -> anyhow::Result<(RunCounts, Option<String>)> {
         let mut counts = RunCounts::default();
@@ -170,7 +209,7 @@ impl PassRunner {
                 failure = Some(format!("listing installations failed: {e:#}"));
             }
         }
-        counts.users_due = self.store.count_due_users(Utc::now()).await?;
+        counts.users_due = self.store.count_due_users(Utc::now(), synced_before).await?;
         self.store.add_to_run(id, &counts, Utc::now()).await?;
         if counts.users_due > 0 && self.store.active_installations(1).await?.is_empty() {
             // Waiting would not help: only an installation (a webhook, a later listing) brings a token.
@@ -205,11 +244,9 @@ impl PassRunner {
 
     /// Claims and reconciles batches until none are due; several at once.
     async fn drain(&self, id: RunId, shutdown: &CancellationToken) -> anyhow::Result<RunCounts> {
-        let cutoff = match self.store.run(id).await? {
-            Some(run) => run.started_at,
-            None => Utc::now(),
-        };
-        let drainers = (0..DRAINERS).map(|_| self.drain_one(id, cutoff, shutdown));
+        let (started, synced_before) = self.cutoffs(id).await?;
+        let due = DueKind::All { synced_before };
+        let drainers = (0..DRAINERS).map(|_| self.drain_one(id, started, due, shutdown));
         let mut total = RunCounts::default();
         for counts in futures_util::future::join_all(drainers).await {
             total.add(&counts?);
@@ -222,6 +259,7 @@ impl PassRunner {
         &self,
         id: RunId,
         cutoff: DateTime<Utc>,
+        due: DueKind,
         shutdown: &CancellationToken,
     ) -> anyhow::Result<RunCounts> {
         let mut total = RunCounts::default();
@@ -230,7 +268,7 @@ impl PassRunner {
         while !shutdown.is_cancelled() {
             // Due as of the pass's start: a user synced (or failed) during the pass waits for the next one.
             let claimed_at = Utc::now();
-            let batch = self.store.claim_due_users(DueKind::All, self.batch_size, cutoff, claimed_at + LEASE).await?;
+            let batch = self.store.claim_due_users(due, self.batch_size, cutoff, claimed_at + LEASE).await?;
             if batch.is_empty() {
                 break;
             }

@@ -57,10 +57,6 @@ impl Reconciler {
         self.picker.invalidate();
     }
 
-    fn next_sync_at(&self, now: DateTime<Utc>) -> DateTime<Utc> {
-        now + chrono::Duration::from_std(self.stale_after).unwrap_or_default()
-    }
-
     fn failed(&self, user: &DueUser, error: &GitHubError, now: DateTime<Utc>) -> UserOutcome {
         let retry_at = failure_retry_at(user.failures + 1, self.retry_base, self.stale_after, now);
         UserOutcome::Failed { id: user.github_id, error: error.to_string(), retry_at }
@@ -97,11 +93,7 @@ impl Reconciler {
                         let same =
                             user.observed_hash.as_ref() == Some(&hash) || user.profile_hash.as_ref() == Some(&hash);
                         if same {
-                            result.outcomes.push(UserOutcome::Unchanged {
-                                id: user.github_id,
-                                observed: hash,
-                                next_sync_at: self.next_sync_at(now),
-                            });
+                            result.outcomes.push(UserOutcome::Unchanged { id: user.github_id, observed: hash });
                         } else {
                             to_fetch.push((user, Some(hash)));
                         }
@@ -158,7 +150,6 @@ impl Reconciler {
                     changed: user.profile_hash.as_ref() != Some(&hash),
                     hash,
                     observed,
-                    next_sync_at: self.next_sync_at(now),
                     profile: Box::new(profile),
                 })
             }

@@ -27,7 +27,7 @@ both_backends! {
         let store = app.store().clone();
         eventually("both users to fall due", PATIENCE, || {
             let store = store.clone();
-            async move { (store.count_due_users(Utc::now()).await.ok()? == 2).then_some(()) }
+            async move { (store.count_due_users(Utc::now(), Utc::now() - chrono::Duration::seconds(2)).await.ok()? == 2).then_some(()) }
         })
         .await;
         app.run_pass().await;

@@ -72,7 +72,7 @@ both_backends! {
         // Assert 1: Codertocat is tracked, active, and fetched with that installation's token.
         assert_eq!(state_of(&app, &created_guid).await.0, DeliveryState::Done);
         let user = app.user_where(CODERTOCAT_ID, "Codertocat's profile fetched", |u| u.last_synced_at.is_some()).await;
-        assert_eq!(user.login.as_str(), "Codertocat");
+        assert_eq!(user.login.as_ref().map(|l| l.as_str()), Some("Codertocat"));
         assert_eq!(user.status.as_str(), "active");
         assert_eq!(user.installation_id.map(|i| i.get()), Some(CODERTOCAT_INSTALLATION));
         assert!(user.sync_enabled);

@@ -25,7 +25,10 @@ async fn wait_until_due(app: &TestApp, n: i64) {
     let store = app.store().clone();
     eventually(&format!("{n} users to fall due"), PATIENCE, || {
         let store = store.clone();
-        async move { (store.count_due_users(Utc::now()).await.ok()? == n).then_some(()) }
+        async move {
+            (store.count_due_users(Utc::now(), Utc::now() - chrono::Duration::seconds(2)).await.ok()? == n)
+                .then_some(())
+        }
     })
     .await;
 }

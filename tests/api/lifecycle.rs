@@ -77,7 +77,7 @@ mod overdue {
             assert_eq!(fresh["status"], "ok", "{fresh}");
 
             let long_ago = Utc::now() - Duration::hours(25);
-            let ghsync::domain::RunStart::Started(id) = app.store().start_run("test", long_ago, long_ago).await.unwrap() else {
+            let ghsync::domain::RunStart::Started(id) = app.store().start_run("test", long_ago, long_ago, long_ago).await.unwrap() else {
                 panic!("no pass should be running");
             };
             app.store().finish_run(id, long_ago).await.unwrap();

@@ -25,7 +25,7 @@ both_backends! {
 
         // Act
         let env = [("GITHUB_API_URL", nowhere.as_str())];
-        let (code, log) = Reconcile::start(&db.url, &fake, dir.path(), "unreachable", &env).finish().await;
+        let (code, log) = Reconcile::start(&db.url, &fake, dir.path(), "unreachable", &[], &env).finish().await;
 
         // Assert: exit 1, the reason last; the run is `failed` with it, and not a finished pass.
         assert_eq!(code, 1, "{log}");
@@ -56,7 +56,7 @@ both_backends! {
         let dir = tempfile::tempdir().unwrap();
 
         // Act
-        let (code, log) = Reconcile::start(&db.url, &fake, dir.path(), "tokenless", &[]).finish().await;
+        let (code, log) = Reconcile::start(&db.url, &fake, dir.path(), "tokenless", &[], &[]).finish().await;
 
         // Assert: it does not wait for a token that cannot come; exit 1 with the reason.
         assert_eq!(code, 1, "{log}");
@@ -73,7 +73,7 @@ both_backends! {
         let store = open_store(&db).await;
         let dir = tempfile::tempdir().unwrap();
 
-        let (code, log) = Reconcile::start(&db.url, &fake, dir.path(), "fine", &[]).finish().await;
+        let (code, log) = Reconcile::start(&db.url, &fake, dir.path(), "fine", &[], &[]).finish().await;
 
         assert_eq!(code, 0, "{log}");
         assert_eq!(store.runs(10).await.unwrap()[0].state, "finished");

@@ -61,7 +61,11 @@ async fn wait_until_due(app: &TestApp, n: i64) {
     let store = app.store().clone();
     eventually(&format!("{n} users to fall due"), PATIENCE, || {
         let store = store.clone();
-        async move { (store.count_due_users(Utc::now()).await.ok()? == n).then_some(()) }
+        async move {
+            let now = Utc::now();
+            (store.count_due_users(now, now - ChronoDuration::from_std(STALE_AFTER).unwrap()).await.ok()? == n)
+                .then_some(())
+        }
     })
     .await;
 }
@@ -95,7 +99,7 @@ async fn db_with_finished_run(backend: Backend, ago: ChronoDuration) -> TestDb {
     let db = TestDb::create(backend).await;
     let store = open_store(&db).await;
     let at = Utc::now() - ago;
-    let RunStart::Started(id) = store.start_run("test", at - ChronoDuration::minutes(1), at).await.unwrap() else {
+    let RunStart::Started(id) = store.start_run("test", at, at - ChronoDuration::minutes(1), at).await.unwrap() else {
         panic!("a fresh database has no running pass");
     };
     store.finish_run(id, at).await.unwrap();
@@ -239,7 +243,7 @@ both_backends! {
                 for id in everyone {
                     unsynced += i64::from(app.user(*id).await?.github_profile.is_none());
                 }
-                (store.count_due_users(Utc::now()).await.ok()? >= unsynced).then_some(())
+                (store.count_due_users(Utc::now(), Utc::now() - ChronoDuration::hours(12)).await.ok()? >= unsynced).then_some(())
             }
         })
         .await;

@@ -32,12 +32,20 @@ pub struct Reconcile {
 }
 
 impl Reconcile {
-    pub fn start(db_url: &str, fake: &FakeGitHub, dir: &Path, name: &str, env: &[(&str, &str)]) -> Reconcile {
+    pub fn start(
+        db_url: &str,
+        fake: &FakeGitHub,
+        dir: &Path,
+        name: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Reconcile {
         let log = dir.join(format!("{name}.log"));
         let out = std::fs::File::create(&log).unwrap();
         let key = Path::new(env!("CARGO_MANIFEST_DIR")).join("fake-github/fixtures/demo-app-key.pem");
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ghsync"))
             .arg("reconcile")
+            .args(args)
             .env_clear()
             .current_dir(dir)
             .env("DATABASE_URL", db_url)
@@ -76,10 +84,9 @@ async fn run_rows(db: &TestDb) -> Vec<ghsync::domain::RunRecord> {
 /// Starts `n` `ghsync reconcile` processes together and waits for all;
 /// each must exit 0 without a database error.
 async fn reconciles_together(db: &TestDb, fake: &FakeGitHub, dir: &Path, round: &str, n: usize) {
-    // Every user is due again as soon as a pass has synced them: the next round walks them all.
-    let env = [("GHSYNC_STALE_AFTER", "1ms")];
+    // Every active user whatever their age: the next round walks them all again.
     let children: Vec<Reconcile> =
-        (0..n).map(|i| Reconcile::start(&db.url, fake, dir, &format!("{round}-{i}"), &env)).collect();
+        (0..n).map(|i| Reconcile::start(&db.url, fake, dir, &format!("{round}-{i}"), &["--all"], &[])).collect();
     let finished = futures_util::future::join_all(children.into_iter().map(Reconcile::finish)).await;
     for (code, log) in &finished {
         assert!(database_errors(log).is_empty(), "a database error reached the process:\n{log}");
@@ -95,7 +102,7 @@ async fn assert_all_synced(db: &TestDb, since: chrono::DateTime<chrono::Utc>) {
         let user = store.user_by_id(ghsync::domain::GitHubUserId::new(id).unwrap()).await.unwrap().unwrap();
         assert!(user.last_synced_at.is_some_and(|t| t >= since), "user {id} synced in this round: {user:?}");
     }
-    let unsynced = store.count_due_users(since).await.unwrap();
+    let unsynced = store.count_due_users(since, since).await.unwrap();
     assert_eq!(unsynced, 0, "no user is left due of this round");
 }
 
@@ -231,7 +238,7 @@ async fn sqlite_migrate_and_reconcile_beside_a_serve_pass_take_nothing_from_it()
     // Act: a `migrate`, then a `reconcile`, beside it while it works.
     let (code, log) = run_command("migrate", &db.url, dir.path()).await;
     assert_eq!(code, 0, "{log}");
-    let (code, log) = Reconcile::start(&db.url, &fake, dir.path(), "beside", &[]).finish().await;
+    let (code, log) = Reconcile::start(&db.url, &fake, dir.path(), "beside", &[], &[]).finish().await;
 
     // Assert: the reconcile joined and helped; serve's pass finishes; no user fetched twice.
     assert_eq!(code, 0, "{log}");
@@ -248,7 +255,8 @@ async fn sqlite_migrate_and_reconcile_beside_a_serve_pass_take_nothing_from_it()
     let stats = fake.stats();
     assert_eq!(stats.rest_user_fetches, USERS as u64, "a user fetched twice: a live process's lease was taken");
     let store = open_store(&db).await;
-    assert_eq!(store.count_due_users(chrono::Utc::now()).await.unwrap(), 0);
+    let now = chrono::Utc::now();
+    assert_eq!(store.count_due_users(now, now - chrono::Duration::hours(12)).await.unwrap(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -266,7 +274,7 @@ async fn three_serve_replicas_and_a_reconcile_share_one_pass_on_postgres() {
     // Act: three replicas start together (each wants a start-up pass), and a reconcile beside them.
     let replicas: Vec<Serve> =
         (0..3).map(|i| Serve::start(&db.url, &fake, dir.path(), &format!("serve-{i}"))).collect();
-    let (code, log) = Reconcile::start(&db.url, &fake, dir.path(), "reconcile", &[]).finish().await;
+    let (code, log) = Reconcile::start(&db.url, &fake, dir.path(), "reconcile", &[], &[]).finish().await;
     assert_eq!(code, 0, "{log}");
     let runs = eventually("the pass to finish", PATIENCE, || async {
         let runs = replicas[0].runs(&client).await;
@@ -277,7 +285,8 @@ async fn three_serve_replicas_and_a_reconcile_share_one_pass_on_postgres() {
     // Assert: one pass, every user synced once, no database error anywhere.
     assert_eq!(runs.len(), 1, "exactly one run row: {runs:?}");
     let store = open_store(&db).await;
-    assert_eq!(store.count_due_users(chrono::Utc::now()).await.unwrap(), 0, "every user synced");
+    let now = chrono::Utc::now();
+    assert_eq!(store.count_due_users(now, now - chrono::Duration::hours(12)).await.unwrap(), 0, "every user synced");
     assert_eq!(fake.stats().rest_user_fetches, USERS as u64, "each user's REST profile fetched once");
     for log in replicas.iter().map(Serve::log).chain([log]) {
         assert!(database_errors(&log).is_empty(), "a database error:\n{log}");

@@ -58,8 +58,11 @@ async fn claim_ids(store: &Arc<dyn Store>, which: DueKind, limit: usize, now: Da
     ids
 }
 
-fn unchanged(id: i64, next_sync_at: DateTime<Utc>) -> UserOutcome {
-    UserOutcome::Unchanged { id: uid(id), observed: ProfileHash::from_stored("seen".into()), next_sync_at }
+/// A pass's claim in which nobody is stale by age: only marks, backoffs and the never synced.
+const ALL: DueKind = DueKind::All { synced_before: DateTime::<Utc>::UNIX_EPOCH };
+
+fn unchanged(id: i64) -> UserOutcome {
+    UserOutcome::Unchanged { id: uid(id), observed: ProfileHash::from_stored("seen".into()) }
 }
 
 both_backends! {
@@ -69,20 +72,20 @@ both_backends! {
         track(&store, &[11, 12, 13], t0).await;
         let now = t0 + Duration::seconds(1);
 
-        let first = claim_ids(&store, DueKind::All, 2, now).await;
+        let first = claim_ids(&store, ALL, 2, now).await;
         assert_eq!(first.len(), 2, "the limit is respected: {first:?}");
-        let second = claim_ids(&store, DueKind::All, 10, now).await;
+        let second = claim_ids(&store, ALL, 10, now).await;
         assert_eq!(second.len(), 1, "only the unclaimed user is left: {second:?}");
         assert!(!first.contains(&second[0]));
 
         // Leased: nobody gets them again, whichever kind of claim asks.
-        assert!(claim_ids(&store, DueKind::All, 10, now + Duration::seconds(1)).await.is_empty());
+        assert!(claim_ids(&store, ALL, 10, now + Duration::seconds(1)).await.is_empty());
         assert!(claim_ids(&store, DueKind::Marked, 10, now + Duration::seconds(1)).await.is_empty());
-        assert!(claim_ids(&store, DueKind::All, 10, now + Duration::minutes(4)).await.is_empty(), "the lease still holds");
+        assert!(claim_ids(&store, ALL, 10, now + Duration::minutes(4)).await.is_empty(), "the lease still holds");
 
         // The claimer died: once the lease expires, the users are claimable again.
         let after = now + Duration::minutes(5) + Duration::seconds(1);
-        assert_eq!(claim_ids(&store, DueKind::All, 10, after).await, vec![11, 12, 13]);
+        assert_eq!(claim_ids(&store, ALL, 10, after).await, vec![11, 12, 13]);
     }
 
     async fn claimed_deliveries_are_not_claimed_twice(backend: Backend) {
@@ -125,21 +128,21 @@ both_backends! {
         let (_db, store) = store_for(backend).await;
         let t0 = t0();
         let abandon = Duration::minutes(10);
-        let RunStart::Started(first) = store.start_run("test", t0, t0 - abandon).await.unwrap() else {
+        let RunStart::Started(first) = store.start_run("test", t0, t0, t0 - abandon).await.unwrap() else {
             panic!("the first pass starts");
         };
         let at = t0 + Duration::minutes(1);
-        assert_eq!(store.start_run("other", at, at - abandon).await.unwrap(), RunStart::AlreadyRunning(first));
+        assert_eq!(store.start_run("other", at, at, at - abandon).await.unwrap(), RunStart::AlreadyRunning(first));
         assert_eq!(store.running_run().await.unwrap(), Some(first));
 
         // A heartbeat keeps it alive past the time its start alone would allow.
         store.add_to_run(first, &Default::default(), t0 + Duration::minutes(2)).await.unwrap();
         let at = t0 + Duration::minutes(11);
-        assert_eq!(store.start_run("other", at, at - abandon).await.unwrap(), RunStart::AlreadyRunning(first));
+        assert_eq!(store.start_run("other", at, at, at - abandon).await.unwrap(), RunStart::AlreadyRunning(first));
 
         // Silent for longer than `abandoned_before` allows: its process died, take over.
         let at = t0 + Duration::minutes(13);
-        let RunStart::Started(second) = store.start_run("takeover", at, at - abandon).await.unwrap() else {
+        let RunStart::Started(second) = store.start_run("takeover", at, at, at - abandon).await.unwrap() else {
             panic!("an abandoned pass is taken over");
         };
         assert_ne!(second, first);
@@ -153,7 +156,7 @@ both_backends! {
         let last = store.last_finished_run().await.unwrap().expect("a finished run");
         assert_eq!(last.id, second);
         let at = t0 + Duration::minutes(15);
-        assert!(matches!(store.start_run("next", at, at - abandon).await.unwrap(), RunStart::Started(id) if id != second));
+        assert!(matches!(store.start_run("next", at, at, at - abandon).await.unwrap(), RunStart::Started(id) if id != second));
     }
 
     async fn a_failed_fetch_counts_the_failure_and_pushes_the_next_sync(backend: Backend) {
@@ -161,7 +164,7 @@ both_backends! {
         let t0 = t0();
         track(&store, &[21], t0).await;
         let now = t0 + Duration::seconds(1);
-        assert_eq!(claim_ids(&store, DueKind::All, 10, now).await, vec![21]);
+        assert_eq!(claim_ids(&store, ALL, 10, now).await, vec![21]);
         let retry_at = t0 + Duration::hours(1);
         let failed = UserOutcome::Failed { id: uid(21), error: "GitHub answered 502".into(), retry_at };
         store.record_outcomes(std::slice::from_ref(&failed), now, now + Duration::seconds(1)).await.unwrap();
@@ -170,11 +173,11 @@ both_backends! {
         assert_eq!(user.failures, 1);
         assert_eq!(user.last_error.as_deref(), Some("GitHub answered 502"));
         assert_eq!(user.next_sync_at, Some(retry_at));
-        assert!(claim_ids(&store, DueKind::All, 10, now + Duration::minutes(59)).await.is_empty(), "not before retry_at");
+        assert!(claim_ids(&store, ALL, 10, now + Duration::minutes(59)).await.is_empty(), "not before retry_at");
 
         // Due again at retry_at (and the lease was released, or this claim would wait for it).
         let later = retry_at + Duration::seconds(1);
-        assert_eq!(claim_ids(&store, DueKind::All, 10, later).await, vec![21]);
+        assert_eq!(claim_ids(&store, ALL, 10, later).await, vec![21]);
         let failed = UserOutcome::Failed { id: uid(21), error: "timeout".into(), retry_at: later + Duration::hours(2) };
         store.record_outcomes(&[failed], later, later).await.unwrap();
         let user = store.user_by_id(uid(21)).await.unwrap().unwrap();
@@ -183,8 +186,8 @@ both_backends! {
 
         // A success resets the count.
         let at = later + Duration::hours(2) + Duration::seconds(1);
-        assert_eq!(claim_ids(&store, DueKind::All, 10, at).await, vec![21]);
-        store.record_outcomes(&[unchanged(21, at + Duration::hours(12))], at, at).await.unwrap();
+        assert_eq!(claim_ids(&store, ALL, 10, at).await, vec![21]);
+        store.record_outcomes(&[unchanged(21)], at, at).await.unwrap();
         let user = store.user_by_id(uid(21)).await.unwrap().unwrap();
         assert_eq!(user.failures, 0);
         assert_eq!(user.last_error, None);
@@ -201,13 +204,43 @@ both_backends! {
         let due = t0 + Duration::seconds(5);
         store.mark_due(uid(31), due, t0 + Duration::seconds(2)).await.unwrap();
         let recorded_at = t0 + Duration::seconds(3);
-        let next = recorded_at + Duration::hours(12);
-        store.record_outcomes(&[unchanged(31, next), unchanged(32, next)], claimed_at, recorded_at).await.unwrap();
+        store.record_outcomes(&[unchanged(31), unchanged(32)], claimed_at, recorded_at).await.unwrap();
 
         // 31 keeps its mark: what we fetched may predate the change the webhook announced.
         assert_eq!(store.next_marked_due().await.unwrap(), Some(due));
         assert!(claim_ids(&store, DueKind::Marked, 10, t0 + Duration::seconds(4)).await.is_empty(), "not before the mark's time");
         // 32's mark (older than its fetch) was consumed by that fetch.
         assert_eq!(claim_ids(&store, DueKind::Marked, 10, due + Duration::seconds(1)).await, vec![31]);
+    }
+
+    async fn a_pass_claims_by_age_as_the_setting_says_now_stalest_first_and_failures_keep_their_backoff(backend: Backend) {
+        // Arrange: four users synced an hour, two hours, three hours ago and just now; one more failed.
+        let (_db, store) = store_for(backend).await;
+        let t0 = t0();
+        track(&store, &[41, 42, 43, 44, 45], t0).await;
+        assert_eq!(claim_ids(&store, ALL, 10, t0).await, vec![41, 42, 43, 44, 45], "never synced: due");
+        for (id, ago) in [(41, 1), (42, 2), (43, 3), (44, 0)] {
+            let at = t0 - Duration::hours(ago);
+            store.record_outcomes(&[unchanged(id)], t0, at).await.unwrap();
+        }
+        let retry_at = t0 + Duration::hours(1);
+        let failed = UserOutcome::Failed { id: uid(45), error: "GitHub answered 502".into(), retry_at };
+        store.record_outcomes(&[failed], t0, t0).await.unwrap();
+        let now = t0 + Duration::seconds(1);
+        let older_than = |hours: i64| DueKind::All { synced_before: now - Duration::hours(hours) - Duration::seconds(1) };
+
+        // Act + Assert: what is due follows the cutoff given now, not one fixed at sync time.
+        let count = |hours: i64| {
+            let store = store.clone();
+            async move { store.count_due_users(now, now - Duration::hours(hours) - Duration::seconds(1)).await.unwrap() }
+        };
+        assert_eq!(count(12).await, 0);
+        assert_eq!(count(2).await, 2, "43 and 42");
+        let stalest = store.claim_due_users(older_than(1), 1, now, now + Duration::minutes(5)).await.unwrap();
+        assert_eq!(stalest.iter().map(|u| u.github_id.get()).collect::<Vec<_>>(), vec![43], "stalest first");
+        assert_eq!(claim_ids(&store, older_than(1), 10, now).await, vec![41, 42], "the rest of those an hour old");
+        // `--all`: everyone synced before the pass's start, but not the failed one before its retry.
+        assert_eq!(claim_ids(&store, DueKind::All { synced_before: now }, 10, now).await, vec![44]);
+        assert_eq!(claim_ids(&store, ALL, 10, retry_at + Duration::seconds(1)).await, vec![45], "due at its retry");
     }
 }

@@ -14,6 +14,7 @@
 
 mod inbox;
 mod installations;
+mod register;
 mod rows;
 mod runs;
 mod sync;
@@ -65,5 +66,5 @@ const USER_COLUMNS: &str = "github_id, node_id, login, name, avatar_url, bio, co
 const DUE_USER_COLUMNS: &str = "github_id, node_id, login, installation_id, profile_hash, observed_hash, failures";
 
 /// The columns of `RunRecord` (its messages come from `sync_run_messages`).
-const RUN_COLUMNS: &str = "id, trigger, state, started_at, finished_at, users_due, fetched, changed, unchanged, \
+const RUN_COLUMNS: &str = "id, trigger, state, started_at, finished_at, synced_before, users_due, fetched, changed, unchanged, \
      failed, gone, points_core, points_graphql, installations_added, installations_removed";

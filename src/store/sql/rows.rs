@@ -24,9 +24,17 @@ fn installation_from(stored: Option<i64>) -> Option<InstallationId> {
     stored.and_then(|i| InstallationId::new(i).ok())
 }
 
-fn login_from(stored: String) -> StoreResult<Login> {
-    Login::from_github(&stored).map_err(|e| corrupt("login", e))
+/// A user registered by id has no login until the first fetch: the column
+/// (NOT NULL) holds `UNKNOWN_LOGIN` until then.
+fn login_from(stored: String) -> StoreResult<Option<Login>> {
+    if stored == UNKNOWN_LOGIN {
+        return Ok(None);
+    }
+    Login::from_github(&stored).map(Some).map_err(|e| corrupt("login", e))
 }
+
+/// What the `login` column holds while the login is unknown: no login is empty.
+pub(super) const UNKNOWN_LOGIN: &str = "";
 
 impl<DB> SqlStore<DB>
 where
@@ -122,6 +130,7 @@ where
             state: row.try_get("state")?,
             started_at: row.try_get("started_at")?,
             finished_at: row.try_get("finished_at")?,
+            synced_before: row.try_get("synced_before")?,
             counts: RunCounts {
                 users_due: row.try_get("users_due")?,
                 fetched: row.try_get("fetched")?,

@@ -66,6 +66,7 @@ where
     async fn start_run(
         &self,
         trigger: &str,
+        synced_before: DateTime<Utc>,
         now: DateTime<Utc>,
         abandoned_before: DateTime<Utc>,
     ) -> StoreResult<RunStart> {
@@ -80,11 +81,12 @@ where
         .execute(&mut *tx)
         .await?;
         let inserted = sqlx::query_scalar::<_, i64>(
-            "INSERT INTO sync_runs (trigger, state, started_at, heartbeat_at) VALUES ($1, 'running', $2, $2) \
-             RETURNING id",
+            "INSERT INTO sync_runs (trigger, state, started_at, heartbeat_at, synced_before) \
+             VALUES ($1, 'running', $2, $2, $3) RETURNING id",
         )
         .bind(trigger)
         .bind(now)
+        .bind(synced_before)
         .fetch_one(&mut *tx)
         .await;
         match inserted {

@@ -39,7 +39,6 @@ where
         p: &RestProfile,
         hash: &ProfileHash,
         observed: Option<&ProfileHash>,
-        next_sync_at: DateTime<Utc>,
         claimed_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
@@ -49,8 +48,8 @@ where
              company = $7, blog = $8, location = $9, email = $10, twitter_username = $11, public_repos = $12, \
              public_gists = $13, followers = $14, following = $15, github_created_at = $16, \
              github_updated_at = $17, github_profile = $18, profile_hash = $19, \
-             observed_hash = COALESCE($20, observed_hash), last_synced_at = $21, next_sync_at = $22, \
-             due_at = CASE WHEN due_at <= $23 THEN NULL ELSE due_at END, claimed_until = NULL, \
+             observed_hash = COALESCE($20, observed_hash), last_synced_at = $21, next_sync_at = NULL, \
+             due_at = CASE WHEN due_at <= $22 THEN NULL ELSE due_at END, claimed_until = NULL, \
              failures = 0, last_error = NULL, updated_at = $21 \
              WHERE github_id = $1 AND sync_enabled",
         )
@@ -75,13 +74,18 @@ where
         .bind(hash.as_str())
         .bind(observed.map(|h| h.as_str()))
         .bind(now)
-        .bind(next_sync_at)
         .bind(claimed_at)
         .execute(&mut **tx)
         .await?;
         Ok(())
     }
 }
+
+// The kinds of due a claim takes, in this order ($1 now; `BY_AGE`'s $4 the pass's cutoff).
+const MARKED: &str = "due_at <= $1 ORDER BY due_at";
+const AT_A_TIME: &str = "next_sync_at <= $1 ORDER BY next_sync_at";
+const NEVER_SYNCED: &str = "next_sync_at IS NULL AND last_synced_at IS NULL";
+const BY_AGE: &str = "next_sync_at IS NULL AND last_synced_at <= $4 ORDER BY last_synced_at";
 
 #[async_trait]
 impl<DB> SyncStore for SqlStore<DB>
@@ -110,35 +114,47 @@ where
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> StoreResult<Vec<DueUser>> {
-        let due = match which {
-            DueKind::Marked => {
-                "due_at <= $1 AND status = 'active' AND sync_enabled \
-                 AND (claimed_until IS NULL OR claimed_until < $1) ORDER BY due_at"
-            }
-            DueKind::All => {
-                "status = 'active' AND sync_enabled AND next_sync_at <= $1 \
-                 AND (claimed_until IS NULL OR claimed_until < $1) ORDER BY next_sync_at"
-            }
+        // One statement per kind of due, each walking its own index in order (an `OR` of
+        // them would scan every active user to find the first hundred): marked (`users_due`),
+        // at an explicit time (`users_next_sync`), never synced, then by age (`users_stale`).
+        let synced_before = match which {
+            DueKind::Marked => None,
+            DueKind::All { synced_before } => Some(synced_before),
         };
-        let sql = format!(
-            "UPDATE users SET claimed_until = $3 WHERE github_id IN (SELECT github_id FROM users \
-             WHERE {due} LIMIT $2{lock}) RETURNING {DUE_USER_COLUMNS}",
-            lock = DB::LOCK_CLAIMED
-        );
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(now)
-            .bind(limit as i64)
-            .bind(lease_until)
-            .fetch_all(&self.writer)
-            .await?;
-        rows.iter().map(Self::due_user_from_row).collect()
+        let kinds: &[&str] = match which {
+            DueKind::Marked => &[MARKED],
+            DueKind::All { .. } => &[MARKED, AT_A_TIME, NEVER_SYNCED, BY_AGE],
+        };
+        let mut claimed = Vec::new();
+        for due in kinds {
+            let left = limit.saturating_sub(claimed.len());
+            if left == 0 {
+                break;
+            }
+            let sql = format!(
+                "UPDATE users SET claimed_until = $3 WHERE github_id IN (SELECT github_id FROM users \
+                 WHERE status = 'active' AND sync_enabled AND (claimed_until IS NULL OR claimed_until < $1) \
+                 AND {due} LIMIT $2{lock}) RETURNING {DUE_USER_COLUMNS}",
+                lock = DB::LOCK_CLAIMED
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(now).bind(left as i64).bind(lease_until);
+            if *due == BY_AGE {
+                query = query.bind(synced_before);
+            }
+            for row in query.fetch_all(&self.writer).await? {
+                claimed.push(Self::due_user_from_row(&row)?);
+            }
+        }
+        Ok(claimed)
     }
 
-    async fn count_due_users(&self, now: DateTime<Utc>) -> StoreResult<i64> {
+    async fn count_due_users(&self, now: DateTime<Utc>, synced_before: DateTime<Utc>) -> StoreResult<i64> {
         Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM users WHERE status = 'active' AND sync_enabled AND next_sync_at <= $1",
+            "SELECT COUNT(*) FROM users WHERE status = 'active' AND sync_enabled AND (due_at <= $1 \
+             OR next_sync_at <= $1 OR (next_sync_at IS NULL AND (last_synced_at IS NULL OR last_synced_at <= $2)))",
         )
         .bind(now)
+        .bind(synced_before)
         .fetch_one(&self.pool)
         .await?)
     }
@@ -169,20 +185,18 @@ where
         let mut tx = self.writer.begin_with(DB::BEGIN_WRITE).await?;
         for outcome in outcomes {
             match outcome {
-                UserOutcome::Fetched { profile, hash, observed, next_sync_at, .. } => {
-                    Self::store_profile(&mut tx, profile, hash, observed.as_ref(), *next_sync_at, claimed_at, now)
-                        .await?
+                UserOutcome::Fetched { profile, hash, observed, .. } => {
+                    Self::store_profile(&mut tx, profile, hash, observed.as_ref(), claimed_at, now).await?
                 }
-                UserOutcome::Unchanged { id, observed, next_sync_at } => {
+                UserOutcome::Unchanged { id, observed } => {
                     sqlx::query(
-                        "UPDATE users SET observed_hash = $2, last_synced_at = $3, next_sync_at = $4, \
-                         due_at = CASE WHEN due_at <= $5 THEN NULL ELSE due_at END, claimed_until = NULL, \
+                        "UPDATE users SET observed_hash = $2, last_synced_at = $3, next_sync_at = NULL, \
+                         due_at = CASE WHEN due_at <= $4 THEN NULL ELSE due_at END, claimed_until = NULL, \
                          failures = 0, last_error = NULL WHERE github_id = $1",
                     )
                     .bind(id.get())
                     .bind(observed.as_str())
                     .bind(now)
-                    .bind(*next_sync_at)
                     .bind(claimed_at)
                     .execute(&mut *tx)
                     .await?;

@@ -80,6 +80,10 @@ where
         Ok(DB::rows_affected(&done) == 1)
     }
 
+    async fn register_users(&self, ids: &[GitHubUserId], now: DateTime<Utc>) -> StoreResult<Vec<GitHubUserId>> {
+        self.insert_registered(ids, now).await
+    }
+
     async fn rename_user(&self, id: GitHubUserId, login: &Login, now: DateTime<Utc>) -> StoreResult<()> {
         sqlx::query("UPDATE users SET login = $2, updated_at = $3 WHERE github_id = $1")
             .bind(id.get())

@@ -62,6 +62,14 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// The same database, for a second app start while this one still owns it
+    /// (dropping the copy drops nothing).
+    pub fn borrowed(&self) -> TestDb {
+        TestDb { url: self.url.clone(), _dir: None, pg: None }
+    }
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         let Some((admin_url, name)) = self.pg.take() else { return };
