@@ -2,6 +2,7 @@
 
 mod admin;
 mod admin_auth;
+mod admin_page;
 mod errors;
 mod health;
 mod metrics;
@@ -21,6 +22,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(metrics::metrics))
+        .route("/admin", web::get().to(admin_page::page))
+        .route("/admin/login", web::post().to(admin_page::login))
+        .route("/admin/logout", web::post().to(admin_page::logout))
         .route("/admin/health", web::get().to(health::admin_health))
         .route("/admin/reconcile", web::post().to(admin::start_reconcile))
         .route("/admin/runs", web::get().to(admin::runs))

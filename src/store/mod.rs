@@ -97,6 +97,8 @@ pub trait InboxStore: Send + Sync {
     async fn settle_deliveries(&self, settlements: &[Settlement], now: DateTime<Utc>) -> StoreResult<()>;
     async fn delivery(&self, id: &DeliveryId) -> StoreResult<Option<DeliveryRecord>>;
     async fn inbox_stats(&self) -> StoreResult<InboxStats>;
+    /// Up to `limit` parked (failed) deliveries, most recently received first.
+    async fn parked_deliveries(&self, limit: i64) -> StoreResult<Vec<DeliveryRecord>>;
     /// Deletes up to `limit` finished (done or ignored) deliveries completed before `before`.
     /// Parked ones stay until an operator looks at them.
     async fn prune_deliveries(&self, before: DateTime<Utc>, limit: i64) -> StoreResult<u64>;
@@ -154,6 +156,8 @@ pub trait UserStore: Send + Sync {
     /// Disconnect: the row and the stored profile are gone.
     async fn erase_user(&self, id: GitHubUserId) -> StoreResult<bool>;
     async fn user_counts(&self) -> StoreResult<Vec<(String, i64)>>;
+    /// The stalest stored profile: the earliest `last_synced_at` of a user still synced.
+    async fn oldest_synced_at(&self) -> StoreResult<Option<DateTime<Utc>>>;
 }
 
 /// The sync queue and what fetching found, and the rate governor's memory.
