@@ -5,6 +5,7 @@
 mod helpers;
 
 mod admin;
+mod admin_page;
 mod corpus;
 mod crash;
 mod fake_github;

@@ -21,7 +21,8 @@ pub fn bars(title: &str, labels: &[String], series: &[Series]) -> Markup {
     let max = series.iter().flat_map(|s| s.values.iter().copied()).max().unwrap_or(0).max(1);
     let groups = labels.len().max(1) as f64;
     let group_w = (WIDTH - LEFT) / groups;
-    let bar_w = (group_w * 0.8 / series.len().max(1) as f64).max(1.0);
+    // Thin bars even when there are few passes, so one pass does not fill the chart.
+    let bar_w = (group_w * 0.8 / series.len().max(1) as f64).clamp(1.0, 14.0);
     let plot_h = HEIGHT - BOTTOM;
     // Label every pass when they fit, else every fifth.
     let every = if labels.len() <= 12 { 1 } else { 5 };
