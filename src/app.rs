@@ -116,6 +116,7 @@ impl App {
                 .app_data(ingest.clone())
                 .app_data(json)
                 .app_data(path)
+                .wrap(actix_web::middleware::from_fn(crate::http::request_id))
                 .configure(routes)
         })
         .listen(listener)?

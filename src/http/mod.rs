@@ -6,10 +6,12 @@ mod admin_page;
 mod errors;
 mod health;
 mod metrics;
+mod request_id;
 mod state;
 mod users;
 
 pub use errors::ApiError;
+pub use request_id::request_id;
 pub use state::AppState;
 
 use actix_web::web;

@@ -48,7 +48,8 @@ async fn login(app: &TestApp) -> String {
     let response = client
         .post(format!("{}/admin/login", app.address))
         .header("Origin", &app.address)
-        .header("Content-Type", FORM).body(token_form(ADMIN_TOKEN))
+        .header("Content-Type", FORM)
+        .body(token_form(ADMIN_TOKEN))
         .send()
         .await
         .unwrap();

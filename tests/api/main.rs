@@ -11,6 +11,7 @@ mod crash;
 mod fake_github;
 mod inbox;
 mod lifecycle;
+mod logs;
 mod manifest;
 mod reconcile;
 mod redeliver;

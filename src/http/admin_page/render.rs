@@ -48,7 +48,10 @@ pub fn login(error: Option<&str>) -> Markup {
 }
 
 pub fn refused() -> Markup {
-    layout("ghsync admin: refused", html! { h1 { "Refused" } p { "This form must be sent from the admin page itself." } })
+    layout(
+        "ghsync admin: refused",
+        html! { h1 { "Refused" } p { "This form must be sent from the admin page itself." } },
+    )
 }
 
 pub fn page(v: &AdminView) -> Markup {
