@@ -11,12 +11,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::github::GitHub;
-use crate::http::{ApiError, AppState, routes};
+use crate::http::{self, AppState};
 use crate::inbox::{RedeliverySweep, Worker};
 use crate::metrics::Metrics;
 use crate::store::{self, Store};
 use crate::sync::{PassRunner, Reconciler, Refresher, Scheduler, StatusService, UserService};
-use crate::webhook::{Ingest, Writer};
+use crate::webhook::{BodyGate, Ingest, RefusalLog, Writer};
 
 /// The store and, when configured, the GitHub facade with what the last
 /// process learnt of the rate limits: the part `reconcile` needs too.
@@ -96,6 +96,8 @@ impl App {
             writer,
             inbox_notify,
             metrics: metrics.clone(),
+            gate: BodyGate::new(&settings.http.body),
+            refusals: RefusalLog::default(),
         });
         let state = web::Data::new(AppState {
             users: UserService::new(store.clone(), reconciler, refresh_notify, settings.sync.stale_after),
@@ -107,20 +109,26 @@ impl App {
             shutdown: CancellationToken::new(),
         });
         let shared = state.clone();
+        let open_files = http::raise_open_file_limit();
+        let max_connections = http::max_connections_per_worker(open_files);
+        tracing::info!(open_files, max_connections_per_worker = max_connections, "connection limits");
         let server = HttpServer::new(move || {
-            let json = web::JsonConfig::default()
-                .error_handler(|e, _| ApiError::BadRequest(format!("invalid JSON body: {e}")).into());
-            let path = web::PathConfig::default().error_handler(|e, _| ApiError::BadRequest(e.to_string()).into());
             actix_web::App::new()
+                .wrap(http::json_errors())
                 .app_data(shared.clone())
                 .app_data(ingest.clone())
-                .app_data(json)
-                .app_data(path)
-                .wrap(actix_web::middleware::from_fn(crate::http::request_id))
-                .configure(routes)
+                .app_data(http::json_config())
+                .app_data(http::path_config())
+                .app_data(http::query_config())
+                .wrap(actix_web::middleware::from_fn(http::request_id))
+                .configure(http::routes)
         })
         .listen(listener)?
-        .workers(2)
+        .workers(http::WORKERS)
+        .max_connections(max_connections)
+        .client_request_timeout(http::REQUEST_HEAD_TIMEOUT)
+        .client_disconnect_timeout(http::DISCONNECT_TIMEOUT)
+        .keep_alive(http::KEEP_ALIVE)
         .disable_signals()
         .shutdown_timeout(20)
         .run();

@@ -85,6 +85,12 @@ pub struct RawSettings {
     pub ghsync_batch_size: Option<String>,
     #[arg(long, env = "GHSYNC_REDELIVER_INTERVAL", global = true)]
     pub ghsync_redeliver_interval: Option<String>,
+    /// Webhook body bytes held at once, all requests together (default 256MiB); over it, 503.
+    #[arg(long, env = "GHSYNC_WEBHOOK_MEMORY", global = true)]
+    pub ghsync_webhook_memory: Option<String>,
+    /// Time allowed to read a webhook body, plus 2 s per MiB received (default 10s).
+    #[arg(long, env = "GHSYNC_WEBHOOK_READ_TIMEOUT", global = true)]
+    pub ghsync_webhook_read_timeout: Option<String>,
     #[arg(long, env = "GHSYNC_LOG", global = true)]
     pub ghsync_log: Option<String>,
     #[arg(long, env = "GHSYNC_LOG_FORMAT", global = true)]

@@ -12,6 +12,10 @@ use url::Url;
 use crate::cli::RawSettings;
 use crate::github::{GitHubSettings, GovernorSettings, sign_test_jwt};
 
+mod limits;
+
+pub use limits::{BodyLimits, READ_TIME_PER_MIB};
+
 /// A setting that stops startup: one line, naming the variable.
 #[derive(Debug, thiserror::Error)]
 #[error("{var}: {problem}")]
@@ -88,6 +92,8 @@ impl std::fmt::Debug for WebhookSettings {
 pub struct HttpSettings {
     pub listen: SocketAddr,
     pub admin_token: Option<SecretString>,
+    /// What webhook callers can make us hold (memory, time).
+    pub body: BodyLimits,
 }
 
 impl std::fmt::Debug for HttpSettings {
@@ -95,6 +101,7 @@ impl std::fmt::Debug for HttpSettings {
         f.debug_struct("HttpSettings")
             .field("listen", &self.listen)
             .field("admin_token", &self.admin_token.as_ref().map(|_| "<redacted>"))
+            .field("body", &self.body)
             .finish()
     }
 }
@@ -179,7 +186,7 @@ pub fn api_url(raw: &RawSettings) -> Result<Url, ConfigError> {
 fn github(raw: &RawSettings) -> Result<GitHubSettings, ConfigError> {
     let app_id = match raw.github_app_id.as_deref() {
         None | Some("") => return Err(bad("GITHUB_APP_ID", "missing (the App's numeric id)")),
-        Some(v) => number::<u64>("GITHUB_APP_ID", v)?,
+        Some(v) => positive::<u64>("GITHUB_APP_ID", v)?,
     };
     let private_key = read_key(raw)?;
     let api_url = api_url(raw)?;
@@ -247,23 +254,27 @@ impl Settings {
             .trim()
             .parse()
             .map_err(|_| bad("GHSYNC_LISTEN", format!("{listen:?} is not an address like 0.0.0.0:8080")))?;
-        let interval = duration("GHSYNC_SYNC_INTERVAL", raw.ghsync_sync_interval.as_deref().unwrap_or("12h"))?;
-        if interval < Duration::from_secs(60) {
-            return Err(bad("GHSYNC_SYNC_INTERVAL", "must be at least 1m"));
-        }
+        let interval = limits::duration_within(
+            "GHSYNC_SYNC_INTERVAL",
+            raw.ghsync_sync_interval.as_deref().unwrap_or("12h"),
+            limits::SYNC_INTERVAL,
+        )?;
         let stale_after = match raw.ghsync_stale_after.as_deref() {
-            Some(v) if !v.is_empty() => duration("GHSYNC_STALE_AFTER", v)?,
+            Some(v) if !v.is_empty() => limits::duration_within("GHSYNC_STALE_AFTER", v, limits::STALE_AFTER)?,
             _ => interval,
         };
         let batch_size = match raw.ghsync_batch_size.as_deref() {
-            Some(v) => positive::<u32>("GHSYNC_BATCH_SIZE", v)? as usize,
+            Some(v) => limits::count_within("GHSYNC_BATCH_SIZE", v, limits::BATCH_SIZE)?,
             None => 100,
         };
-        if batch_size > 1000 {
-            return Err(bad("GHSYNC_BATCH_SIZE", "must be at most 1000"));
-        }
-        let redeliver_interval =
-            duration("GHSYNC_REDELIVER_INTERVAL", raw.ghsync_redeliver_interval.as_deref().unwrap_or("10m"))?;
+        let redeliver_interval = limits::duration_within(
+            "GHSYNC_REDELIVER_INTERVAL",
+            raw.ghsync_redeliver_interval.as_deref().unwrap_or("10m"),
+            limits::REDELIVER_INTERVAL,
+        )?;
+        let body =
+            limits::body_limits(raw.ghsync_webhook_memory.as_deref(), raw.ghsync_webhook_read_timeout.as_deref())?;
+        let log_filter = limits::log_filter(raw.ghsync_log.as_deref().unwrap_or("info"))?;
         let json = match raw.ghsync_log_format.as_deref().unwrap_or("text") {
             "json" => true,
             "text" | "" => false,
@@ -279,7 +290,7 @@ impl Settings {
             database: DatabaseSettings { url: SecretString::from(db_url) },
             github,
             webhook: WebhookSettings { secrets },
-            http: HttpSettings { listen, admin_token },
+            http: HttpSettings { listen, admin_token, body },
             sync: SyncSettings {
                 interval,
                 stale_after,
@@ -288,88 +299,10 @@ impl Settings {
                 retry_base: Duration::from_secs(60),
                 schedule: true,
             },
-            log: LogSettings { filter: raw.ghsync_log.clone().unwrap_or_else(|| "info".into()), json },
+            log: LogSettings { filter: log_filter, json },
         })
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn raw() -> RawSettings {
-        RawSettings {
-            github_app_id: Some("42".into()),
-            github_app_private_key_path: Some(
-                concat!(env!("CARGO_MANIFEST_DIR"), "/fake-github/fixtures/demo-app-key.pem").into(),
-            ),
-            github_webhook_secret: Some("one, two".into()),
-            ..RawSettings::default()
-        }
-    }
-
-    fn error_of(raw: RawSettings) -> String {
-        Settings::load(&raw, Needs::Everything).unwrap_err().to_string()
-    }
-
-    #[test]
-    fn defaults_match_the_contract() {
-        let s = Settings::load(&raw(), Needs::Everything).unwrap();
-        assert_eq!(s.sync.interval, Duration::from_secs(12 * 3600));
-        assert_eq!(s.sync.stale_after, s.sync.interval);
-        assert_eq!(s.sync.batch_size, 100);
-        assert_eq!(s.http.listen.to_string(), "0.0.0.0:8080");
-        assert_eq!(s.webhook.secrets.len(), 2);
-        let gh = s.github.unwrap();
-        assert_eq!(gh.graphql_url.as_str(), "https://api.github.com/graphql");
-        assert!(!format!("{:?}", gh).contains("PRIVATE"));
-    }
-
-    #[test]
-    fn each_bad_setting_is_named_in_one_line() {
-        type Edit = fn(&mut RawSettings);
-        let cases: Vec<(Edit, &str)> = vec![
-            (|r| r.github_app_id = Some("abc".into()), "GITHUB_APP_ID: \"abc\" is not a number"),
-            (|r| r.github_app_id = None, "GITHUB_APP_ID: missing"),
-            (
-                |r| r.github_app_private_key_path = Some("/nope.pem".into()),
-                "GITHUB_APP_PRIVATE_KEY_PATH: cannot read /nope.pem",
-            ),
-            (|r| r.github_app_private_key = Some("hello".into()), "GITHUB_APP_PRIVATE_KEY: not an RSA private key"),
-            (|r| r.ghsync_sync_interval = Some("12x".into()), "GHSYNC_SYNC_INTERVAL: \"12x\" is not a duration"),
-            (|r| r.ghsync_batch_size = Some("0".into()), "GHSYNC_BATCH_SIZE"),
-            (|r| r.ghsync_listen = Some("here".into()), "GHSYNC_LISTEN"),
-            (|r| r.github_webhook_secret = Some(" , ".into()), "GITHUB_WEBHOOK_SECRET: missing"),
-            (|r| r.database_url = Some("mysql://x".into()), "DATABASE_URL"),
-            (|r| r.github_api_url = Some("ftp://x".into()), "GITHUB_API_URL"),
-        ];
-        for (edit, expected) in cases {
-            let mut r = raw();
-            edit(&mut r);
-            let message = error_of(r);
-            assert!(message.starts_with(expected), "{message:?} should start with {expected:?}");
-            assert!(!message.contains('\n'));
-        }
-    }
-
-    #[test]
-    fn enterprise_server_graphql_url_is_derived() {
-        let ghes = Url::parse("https://ghe.example.com/api/v3").unwrap();
-        assert_eq!(derive_graphql_url(&ghes).as_str(), "https://ghe.example.com/api/graphql");
-        let fake = Url::parse("http://127.0.0.1:9999").unwrap();
-        assert_eq!(derive_graphql_url(&fake).as_str(), "http://127.0.0.1:9999/graphql");
-    }
-
-    #[test]
-    fn migrate_needs_no_github_credentials() {
-        assert!(Settings::load(&RawSettings::default(), Needs::DatabaseOnly).is_ok());
-    }
-
-    #[test]
-    fn the_database_password_never_reaches_debug_output() {
-        let mut r = raw();
-        r.database_url = Some("postgres://app:hunter2@db:5432/ghsync".into());
-        let s = Settings::load(&r, Needs::DatabaseOnly).unwrap();
-        assert!(!format!("{:?}", s).contains("hunter2"));
-    }
-}
+mod tests;

@@ -53,7 +53,11 @@ pub async fn reconcile(settings: Settings) -> anyhow::Result<()> {
     println!(
         "pass {} {}: {} due, {} fetched, {} changed, {} unchanged, {} failed, {} gone; points spent: core {}, graphql {}; {:.1}s",
         report.run_id,
-        if report.joined { "(joined)" } else { "finished" },
+        match (report.joined, &report.failure) {
+            (true, _) => "(joined)",
+            (false, None) => "finished",
+            (false, Some(_)) => "failed",
+        },
         run.as_ref().map_or(c.users_due, |r| r.counts.users_due),
         c.fetched,
         c.changed,
@@ -72,5 +76,9 @@ pub async fn reconcile(settings: Settings) -> anyhow::Result<()> {
             println!("  note: {note}");
         }
     }
-    Ok(())
+    // Exit 1 with the reason on the last line: the pass could not run as it should.
+    match report.failure {
+        Some(reason) => anyhow::bail!("the pass failed: {reason}"),
+        None => Ok(()),
+    }
 }

@@ -86,3 +86,13 @@ pub enum UserOutcome {
     /// Not attempted (rate limits said wait): back in the queue as it was.
     Released { id: GitHubUserId },
 }
+
+impl UserOutcome {
+    /// Whose outcome this is.
+    pub fn user_id(&self) -> GitHubUserId {
+        match self {
+            Self::Fetched { profile, .. } => profile.github_id,
+            Self::Unchanged { id, .. } | Self::Gone { id } | Self::Failed { id, .. } | Self::Released { id } => *id,
+        }
+    }
+}

@@ -3,14 +3,20 @@
 mod admin;
 mod admin_auth;
 mod admin_page;
+mod connections;
 mod errors;
+mod fallback;
 mod health;
 mod metrics;
 mod request_id;
 mod state;
 mod users;
 
+pub use connections::{
+    DISCONNECT_TIMEOUT, KEEP_ALIVE, REQUEST_HEAD_TIMEOUT, WORKERS, max_connections_per_worker, raise_open_file_limit,
+};
 pub use errors::ApiError;
+pub use fallback::{json_config, json_errors, path_config, query_config};
 pub use request_id::request_id;
 pub use state::AppState;
 
@@ -19,22 +25,33 @@ use actix_web::web;
 use crate::webhook;
 
 /// All routes. The webhook route reads its body itself (25 MB cap, its own 413).
+/// One resource per path, so a method the path does not take is a 405 with `Allow`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/webhooks/github", web::post().to(webhook::receive))
-        .route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(metrics::metrics))
-        .route("/admin", web::get().to(admin_page::page))
-        .route("/admin/login", web::post().to(admin_page::login))
-        .route("/admin/logout", web::post().to(admin_page::logout))
-        .route("/admin/health", web::get().to(health::admin_health))
-        .route("/admin/reconcile", web::post().to(admin::start_reconcile))
-        .route("/admin/runs", web::get().to(admin::runs))
-        .route("/admin/runs/{id}", web::get().to(admin::run))
-        .route("/api/users", web::post().to(users::track))
-        .route("/api/users/by-id/{github_id}", web::get().to(users::by_id))
-        .route("/api/users/{github_id}/sync", web::post().to(users::sync_now))
-        .route("/api/users/{github_id}/sync-enabled", web::put().to(users::set_sync_enabled))
-        .route("/api/users/{login}", web::get().to(users::by_login))
-        .route("/api/users/{github_id}", web::delete().to(users::disconnect));
+    cfg.service(web::resource("/webhooks/github").post(webhook::receive))
+        .service(readable("/healthz", health::healthz))
+        .service(readable("/readyz", health::readyz))
+        .service(readable("/metrics", metrics::metrics))
+        .service(readable("/admin", admin_page::page))
+        .service(web::resource("/admin/login").post(admin_page::login))
+        .service(web::resource("/admin/logout").post(admin_page::logout))
+        .service(readable("/admin/health", health::admin_health))
+        .service(web::resource("/admin/reconcile").post(admin::start_reconcile))
+        .service(readable("/admin/runs", admin::runs))
+        .service(readable("/admin/runs/{id}", admin::run))
+        .service(web::resource("/api/users").post(users::track))
+        .service(readable("/api/users/by-id/{github_id}", users::by_id))
+        .service(web::resource("/api/users/{github_id}/sync").post(users::sync_now))
+        .service(web::resource("/api/users/{github_id}/sync-enabled").put(users::set_sync_enabled))
+        // A login for GET, a numeric id for DELETE: one path shape, so one resource.
+        .service(readable("/api/users/{login_or_id}", users::by_login).delete(users::disconnect));
+}
+
+/// A path whose GET handler also answers HEAD (actix sends no body for HEAD).
+fn readable<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path).route(web::get().to(handler.clone())).route(web::head().to(handler))
 }

@@ -6,6 +6,8 @@
 //! are `domain/` types; status changes are decided there, and written here.
 
 mod postgres;
+mod processes;
+mod retry;
 mod sql;
 mod sqlite;
 
@@ -21,6 +23,7 @@ use crate::domain::{
 };
 
 pub use postgres::PgStore;
+pub use retry::{Retrying, is_contention};
 pub use sqlite::SqliteStore;
 
 /// What can go wrong in storage, as callers need to tell it apart.
@@ -56,9 +59,9 @@ pub async fn open(settings: &DatabaseSettings) -> anyhow::Result<Arc<dyn Store>>
     use secrecy::ExposeSecret;
     let url = settings.url.expose_secret();
     if settings.is_postgres() {
-        Ok(Arc::new(PgStore::connect(url).await?))
+        Ok(Arc::new(retry::Retrying(PgStore::connect(url).await?)))
     } else {
-        Ok(Arc::new(SqliteStore::connect(url).await?))
+        Ok(Arc::new(retry::Retrying(SqliteStore::connect(url).await?)))
     }
 }
 
@@ -203,6 +206,8 @@ pub trait RunStore: Send + Sync {
     async fn add_to_run(&self, id: RunId, counts: &RunCounts, now: DateTime<Utc>) -> StoreResult<()>;
     async fn add_run_message(&self, id: RunId, kind: &str, message: &str, now: DateTime<Utc>) -> StoreResult<()>;
     async fn finish_run(&self, id: RunId, now: DateTime<Utc>) -> StoreResult<()>;
+    /// Ends a pass as `failed`, with `reason` among its errors (it does not count as finished).
+    async fn fail_run(&self, id: RunId, reason: &str, now: DateTime<Utc>) -> StoreResult<()>;
     async fn running_run(&self) -> StoreResult<Option<RunId>>;
     async fn runs(&self, limit: i64) -> StoreResult<Vec<RunRecord>>;
     async fn run(&self, id: RunId) -> StoreResult<Option<RunRecord>>;

@@ -1,4 +1,5 @@
-//! The embedded backend: one SQLite file in WAL mode, for one ghsync process.
+//! The embedded backend: one SQLite file in WAL mode, for one ghsync process
+//! (and a `reconcile` or `migrate` beside it: see `processes.rs`).
 //! SQLite has a single writer, so a claim (`UPDATE … RETURNING`) is atomic
 //! without `SKIP LOCKED`; write transactions start `IMMEDIATE` so that a
 //! read-then-write never deadlocks on the lock upgrade.
@@ -6,8 +7,8 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::Sqlite;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool};
 
 use super::sql::{Backend, SqlStore};
 
@@ -54,19 +55,9 @@ impl SqlStore<Sqlite> {
             .connect_with(options)
             .await
             .context("cannot open the SQLite database")?;
-        release_leases(&writer).await.context("cannot release leases left by an earlier process")?;
-        Ok(Self::new(pool, writer))
+        let process = super::processes::register(&writer)
+            .await
+            .context("cannot register this process (or take back leases a dead one left)")?;
+        Ok(Self { _process: Some(process), ..Self::new(pool, writer) })
     }
-}
-
-/// SQLite serves one ghsync process: leases still set at start-up belong to
-/// a process that died (a `kill -9`), so its work is taken back at once
-/// instead of after the lease runs out.
-async fn release_leases(pool: &SqlitePool) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    sqlx::query("UPDATE webhook_deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL AND state = 'pending'")
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("UPDATE users SET claimed_until = NULL WHERE claimed_until IS NOT NULL").execute(&mut *tx).await?;
-    tx.commit().await
 }

@@ -8,6 +8,7 @@
 
 mod backoff;
 mod pass;
+mod pass_report;
 mod picker;
 mod reconcile;
 mod refresher;

@@ -8,9 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use tokio_util::sync::CancellationToken;
 
+pub use super::pass_report::PassReport;
+use super::pass_report::counts_of;
 use super::reconcile::Reconciler;
 use crate::config::SyncSettings;
-use crate::domain::{DueKind, RunCounts, RunId, RunStart, UserOutcome};
+use crate::domain::{DueKind, RunCounts, RunId, RunStart};
 use crate::github::{GitHub, Meter, Priority};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreResult};
@@ -23,6 +25,10 @@ const LEASE: Duration = Duration::minutes(5);
 const DRAINERS: usize = 4;
 /// A paused pass still says it is alive this often.
 const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(30);
+/// A pass whose batches all wait (no token will take them) for longer than
+/// this gives up as `failed` instead of holding the one-pass slot forever.
+/// Longer than GitHub's hour-long rate-limit window, which a pass sits out.
+const STALL_LIMIT: std::time::Duration = std::time::Duration::from_secs(75 * 60);
 
 /// Runs passes: the one thing `ghsync reconcile`, `POST /admin/reconcile`,
 /// the schedule and the tests all call. Cheap to clone; clones share the
@@ -37,35 +43,6 @@ pub struct PassRunner {
     metrics: Metrics,
     /// When the pass in this process waits on rate limits until (epoch ms; 0 = not waiting).
     paused_until: Arc<AtomicI64>,
-}
-
-#[derive(Debug, Clone)]
-pub struct PassReport {
-    pub run_id: RunId,
-    /// This process joined a pass another one started.
-    pub joined: bool,
-    pub counts: RunCounts,
-}
-
-fn counts_of(outcomes: &[UserOutcome]) -> RunCounts {
-    let mut c = RunCounts::default();
-    for o in outcomes {
-        match o {
-            UserOutcome::Fetched { changed, .. } => {
-                c.fetched += 1;
-                if *changed {
-                    c.changed += 1;
-                } else {
-                    c.unchanged += 1;
-                }
-            }
-            UserOutcome::Unchanged { .. } => c.unchanged += 1,
-            UserOutcome::Gone { .. } => c.gone += 1,
-            UserOutcome::Failed { .. } => c.failed += 1,
-            UserOutcome::Released { .. } => {}
-        }
-    }
-    c
 }
 
 impl PassRunner {
@@ -99,8 +76,12 @@ impl PassRunner {
         if let RunStart::Started(id) = start {
             let runner = self.clone();
             tokio::spawn(async move {
-                if let Err(e) = runner.carry_out(id, &shutdown).await {
-                    tracing::error!(error.cause_chain = ?e, run_id = %id, "reconcile pass failed");
+                match runner.carry_out(id, &shutdown).await {
+                    Err(e) => tracing::error!(error.cause_chain = ?e, run_id = %id, "reconcile pass failed"),
+                    Ok(PassReport { failure: Some(reason), .. }) => {
+                        tracing::error!(error.message = %reason, run_id = %id, "reconcile pass failed")
+                    }
+                    Ok(_) => {}
                 }
             });
         }
@@ -111,9 +92,15 @@ impl PassRunner {
     pub fn spawn_pass(&self, trigger: &'static str, shutdown: CancellationToken) {
         let runner = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = runner.run_pass(trigger, &shutdown).await {
-                runner.metrics.passes.with_label_values(&["error"]).inc();
-                tracing::error!(error.message = %e, error.cause_chain = ?e, "reconcile pass failed");
+            match runner.run_pass(trigger, &shutdown).await {
+                Err(e) => {
+                    runner.metrics.passes.with_label_values(&["error"]).inc();
+                    tracing::error!(error.message = %e, error.cause_chain = ?e, "reconcile pass failed");
+                }
+                Ok(PassReport { failure: Some(reason), .. }) => {
+                    tracing::error!(error.message = %reason, "reconcile pass failed")
+                }
+                Ok(_) => {}
             }
         });
     }
@@ -125,18 +112,49 @@ impl PassRunner {
             RunStart::AlreadyRunning(id) => {
                 tracing::info!(run_id = %id, "a pass is running; joining it");
                 let counts = self.drain(id, shutdown).await?;
-                Ok(PassReport { run_id: id, joined: true, counts })
+                Ok(PassReport { run_id: id, joined: true, counts, failure: None })
             }
         }
     }
 
-    /// The body of a pass this process started.
+    /// The body of a pass this process started, and its outcome recorded:
+    /// `finished`, or `failed` with the reason.
     #[tracing::instrument(name = "sync.pass", skip_all, fields(run_id = %id))]
     async fn carry_out(&self, id: RunId, shutdown: &CancellationToken) -> anyhow::Result<PassReport> {
         // The start as recorded: users this pass's listing discovers are due as of it, so the
         // drain (which takes users due at the pass's start) fetches them in this pass.
         let started = self.store.run(id).await?.map_or_else(Utc::now, |run| run.started_at);
+        let (counts, failure) = match self.work(id, started, shutdown).await {
+            Ok(done) => done,
+            // A database error: the counts so far are in the run row already.
+            Err(e) => (RunCounts::default(), Some(format!("{e:#}"))),
+        };
+        let finished = Utc::now();
+        if shutdown.is_cancelled() {
+            // Leave it running: its heartbeat stops, a later pass or replica takes over.
+            tracing::info!("shutting down in the middle of a pass");
+        } else if let Some(reason) = &failure {
+            self.store.fail_run(id, reason, finished).await?;
+            self.metrics.passes.with_label_values(&["failed"]).inc();
+            tracing::warn!(error.message = %reason, ?counts, "pass failed");
+        } else {
+            self.store.finish_run(id, finished).await?;
+            self.metrics.passes.with_label_values(&["finished"]).inc();
+            tracing::info!(took_ms = (finished - started).num_milliseconds(), ?counts, "pass finished");
+        }
+        Ok(PassReport { run_id: id, joined: false, counts, failure })
+    }
+
+    /// Reconciles installations, then drains. `Some(reason)`: the pass failed
+    /// (the listing, or no token at all), though it did what it could.
+    async fn work(
+        &self,
+        id: RunId,
+        started: DateTime<Utc>,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<(RunCounts, Option<String>)> {
         let mut counts = RunCounts::default();
+        let mut failure = None;
         match self.reconcile_installations(started).await {
             Ok((added, removed)) => {
                 counts.installations_added = added as i64;
@@ -144,25 +162,18 @@ impl PassRunner {
             }
             Err(e) => {
                 tracing::warn!(error.message = %e, "cannot list installations; syncing the users we know");
-                self.store
-                    .add_run_message(id, "error", &format!("listing installations failed: {e:#}"), Utc::now())
-                    .await?;
+                failure = Some(format!("listing installations failed: {e:#}"));
             }
         }
         counts.users_due = self.store.count_due_users(Utc::now()).await?;
         self.store.add_to_run(id, &counts, Utc::now()).await?;
-        let drained = self.drain(id, shutdown).await;
-        let finished = Utc::now();
-        if shutdown.is_cancelled() {
-            // Leave it running: its heartbeat stops, a later pass or replica takes over.
-            tracing::info!("shutting down in the middle of a pass");
-        } else {
-            self.store.finish_run(id, finished).await?;
+        if counts.users_due > 0 && self.store.active_installations(1).await?.is_empty() {
+            // Waiting would not help: only an installation (a webhook, a later listing) brings a token.
+            let reason = "no active installation: no token to read the due users' profiles with";
+            return Ok((counts, Some(failure.map_or_else(|| reason.to_owned(), |f| format!("{f}; {reason}")))));
         }
-        counts.add(&drained?);
-        self.metrics.passes.with_label_values(&["finished"]).inc();
-        tracing::info!(took_ms = (finished - started).num_milliseconds(), ?counts, "pass finished");
-        Ok(PassReport { run_id: id, joined: false, counts })
+        counts.add(&self.drain(id, shutdown).await?);
+        Ok((counts, failure))
     }
 
     /// Lists GitHub's installations (every page) and brings ours in line.
@@ -207,6 +218,7 @@ impl PassRunner {
     ) -> anyhow::Result<RunCounts> {
         let mut total = RunCounts::default();
         let meter = Meter::default();
+        let mut progressed_at = std::time::Instant::now();
         while !shutdown.is_cancelled() {
             // Due as of the pass's start: a user synced (or failed) during the pass waits for the next one.
             let claimed_at = Utc::now();
@@ -220,7 +232,16 @@ impl PassRunner {
             (counts.points_core, counts.points_graphql) = meter.take();
             self.record_batch(id, &counts, &result.notes, &result.errors).await?;
             total.add(&counts);
+            if counts.fetched + counts.unchanged + counts.gone + counts.failed > 0 {
+                progressed_at = std::time::Instant::now();
+            }
             if let Some(until) = result.blocked_until {
+                if progressed_at.elapsed() > STALL_LIMIT {
+                    anyhow::bail!(
+                        "no user could be synced for {} min: every token is spent, paused or unavailable",
+                        STALL_LIMIT.as_secs() / 60
+                    );
+                }
                 self.wait_out(id, until, shutdown).await?;
             }
         }

@@ -73,8 +73,10 @@ impl TokenPicker {
         let governor = self.github.governor();
         let budget = |id: &InstallationId| governor.peek(*id, resource, 1, priority, now).unwrap_or(i64::MIN);
         let (mut cached, mut other): (Vec<_>, Vec<_>) = all.into_iter().partition(|id| self.github.has_token(*id));
-        cached.sort_by_key(|id| std::cmp::Reverse(budget(id)));
-        other.sort_by_key(|id| std::cmp::Reverse(budget(id)));
+        // Each budget read once: other tasks spend while we sort, and a key that moves
+        // mid-sort is not a total order (Rust's sort panics on that).
+        cached.sort_by_cached_key(|id| std::cmp::Reverse(budget(id)));
+        other.sort_by_cached_key(|id| std::cmp::Reverse(budget(id)));
         let mut order: Vec<InstallationId> = preferred.into_iter().collect();
         order.extend(cached.into_iter().chain(other).filter(|id| Some(*id) != preferred));
         order

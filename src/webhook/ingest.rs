@@ -1,16 +1,19 @@
 //! `POST /webhooks/github`. In order: 413 over 25 MB, 401 for a bad or missing
-//! signature, 400 for missing headers or a body that is not JSON; then the
-//! delivery is committed to the inbox and answered 202 (200 if its GUID was
-//! already there). A refused request stores nothing.
+//! signature, 400 for missing headers or a body that is not a JSON object; then
+//! the delivery is committed to the inbox and answered 202 (200 if its GUID was
+//! already there). A refused request stores nothing. Reading the body is
+//! bounded in memory and time (`body.rs`): 503 with `Retry-After` when the
+//! shared budget is full, 408 when the body comes too slowly.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use chrono::Utc;
-use futures_util::StreamExt;
 use secrecy::SecretString;
 use std::sync::Arc;
 use tokio::sync::Notify;
 
+use super::body::{BodyGate, Held};
+use super::refusals::RefusalLog;
 use super::signature::{SignatureError, verify};
 use super::writer::Writer;
 use crate::domain::{DeliveryId, EventName, InsertOutcome, NewDelivery};
@@ -26,10 +29,16 @@ pub struct Ingest {
     /// Wakes the inbox worker when a delivery is stored.
     pub inbox_notify: Arc<Notify>,
     pub metrics: Metrics,
+    /// The budget of body bytes being read, all requests together.
+    pub gate: BodyGate,
+    /// Refusals, logged at a bounded rate.
+    pub refusals: RefusalLog,
 }
 
 /// GitHub caps payloads at 25 MB and sends nothing larger.
 pub const MAX_BODY_BYTES: usize = 25 * 1024 * 1024;
+/// A body budget frees up as the bodies in flight finish, within seconds.
+const BUSY_RETRY_AFTER_SECONDS: u64 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -37,6 +46,10 @@ pub enum IngestError {
     TooLarge,
     #[error("cannot read the request body: {0}")]
     Body(String),
+    #[error("too many webhook bodies are being read at once; retry shortly")]
+    Busy,
+    #[error("the request body came too slowly")]
+    TooSlow,
     #[error(transparent)]
     Signature(#[from] SignatureError),
     #[error("{0}")]
@@ -51,11 +64,16 @@ impl ResponseError for IngestError {
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Signature(_) => StatusCode::UNAUTHORIZED,
             Self::Body(_) | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TooSlow => StatusCode::REQUEST_TIMEOUT,
+            Self::Busy | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code()).json(serde_json::json!({ "error": self.to_string() }))
+        let mut response = HttpResponse::build(self.status_code());
+        if matches!(self, Self::Busy) {
+            response.insert_header(("Retry-After", BUSY_RETRY_AFTER_SECONDS.to_string()));
+        }
+        response.json(serde_json::json!({ "error": self.to_string() }))
     }
 }
 
@@ -65,30 +83,11 @@ impl IngestError {
             Self::TooLarge => "refused_too_large",
             Self::Signature(_) => "refused_signature",
             Self::Body(_) | Self::BadRequest(_) => "refused_bad_request",
+            Self::Busy => "refused_busy",
+            Self::TooSlow => "refused_too_slow",
             Self::Unavailable(_) => "unavailable",
         }
     }
-}
-
-/// Reads the body up to the cap; refuses early when `Content-Length` says it is over.
-async fn read_capped(req: &HttpRequest, mut payload: web::Payload) -> Result<web::Bytes, IngestError> {
-    let declared = req
-        .headers()
-        .get(actix_web::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
-        return Err(IngestError::TooLarge);
-    }
-    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(8 * 1024).min(MAX_BODY_BYTES));
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| IngestError::Body(e.to_string()))?;
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(IngestError::TooLarge);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
 }
 
 fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
@@ -96,8 +95,10 @@ fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
 }
 
 /// Everything short of storing: the checks, in the contract's order.
-async fn check(req: &HttpRequest, payload: web::Payload, state: &Ingest) -> Result<NewDelivery, IngestError> {
-    let body = read_capped(req, payload).await?;
+async fn check(req: &HttpRequest, payload: web::Payload, state: &Ingest) -> Result<(NewDelivery, Held), IngestError> {
+    let declared = header(req, "content-length").and_then(|v| v.parse::<usize>().ok());
+    let body = state.gate.read(declared, payload).await?;
+    let (body, held) = (body.bytes, body.held);
     verify(header(req, "x-hub-signature-256"), &body, &state.secrets)?;
     let event = EventName::parse(header(req, "x-github-event").unwrap_or(""))
         .map_err(|e| IngestError::BadRequest(e.to_string()))?;
@@ -107,16 +108,21 @@ async fn check(req: &HttpRequest, payload: web::Payload, state: &Ingest) -> Resu
     struct Top {
         action: Option<serde_json::Value>,
     }
-    let top: Top = serde_json::from_slice(&body)
-        .map_err(|e| IngestError::BadRequest(format!("body is not a JSON object: {e}")))?;
-    let payload = String::from_utf8(body.to_vec()).map_err(|_| IngestError::BadRequest("body is not UTF-8".into()))?;
-    Ok(NewDelivery {
+    // serde would read a struct from an array too (`["x"]`): only an object is an event.
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err(IngestError::BadRequest("body is not a JSON object".into()));
+    }
+    let top: Top =
+        serde_json::from_slice(&body).map_err(|e| IngestError::BadRequest(format!("body is not valid JSON: {e}")))?;
+    let payload = String::from_utf8(body).map_err(|_| IngestError::BadRequest("body is not UTF-8".into()))?;
+    let delivery = NewDelivery {
         id,
         event,
         action: top.action.and_then(|a| a.as_str().map(str::to_owned)),
         payload,
         received_at: Utc::now(),
-    })
+    };
+    Ok((delivery, held))
 }
 
 #[tracing::instrument(name = "webhook.receive", skip_all, fields(delivery_id, event))]
@@ -125,12 +131,13 @@ pub async fn receive(
     payload: web::Payload,
     state: web::Data<Ingest>,
 ) -> Result<HttpResponse, IngestError> {
-    let delivery = match check(&req, payload, &state).await {
-        Ok(delivery) => delivery,
+    // `_held` keeps the body's bytes counted until the answer is written.
+    let (delivery, _held) = match check(&req, payload, &state).await {
+        Ok(checked) => checked,
         Err(e) => {
             // An unverified request's event header is not trusted, not even as a label.
             state.metrics.deliveries.with_label_values(&["unverified", e.outcome()]).inc();
-            tracing::warn!(error = %e, "refused a webhook delivery");
+            state.refusals.note(e.outcome(), &e);
             return Err(e);
         }
     };

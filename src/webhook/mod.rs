@@ -2,12 +2,16 @@
 //! group-commit writer), answer. Nothing else happens here: GitHub gives up
 //! after 10 s.
 
+mod body;
 mod event;
 mod ingest;
+mod refusals;
 mod signature;
 mod writer;
 
+pub use body::BodyGate;
 pub use event::{Event, EventError, InstallationAction, parse_event};
 pub use ingest::{Ingest, MAX_BODY_BYTES, receive};
+pub use refusals::{RefusalLog, SUMMARY_PERIOD as REFUSAL_SUMMARY_PERIOD};
 pub use signature::{SignatureError, verify};
 pub use writer::Writer;

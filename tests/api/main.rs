@@ -6,6 +6,7 @@ mod helpers;
 
 mod admin;
 mod admin_page;
+mod attack;
 mod corpus;
 mod crash;
 mod fake_github;
@@ -13,8 +14,10 @@ mod inbox;
 mod lifecycle;
 mod logs;
 mod manifest;
+mod pass_outcomes;
 mod reconcile;
 mod redeliver;
+mod replicas;
 mod setup;
 mod store_contract;
 mod users;

@@ -39,9 +39,13 @@ where
     }
 
     async fn insert_deliveries(&self, deliveries: &[NewDelivery]) -> StoreResult<Vec<InsertOutcome>> {
+        // Inserted by ascending GUID (one lock order for every replica), answered in the caller's order.
+        let mut order: Vec<usize> = (0..deliveries.len()).collect();
+        order.sort_by(|&a, &b| deliveries[a].id.as_str().cmp(deliveries[b].id.as_str()));
         let mut tx = self.writer.begin_with(DB::BEGIN_WRITE).await?;
-        let mut outcomes = Vec::with_capacity(deliveries.len());
-        for d in deliveries {
+        let mut outcomes = vec![InsertOutcome::Duplicate; deliveries.len()];
+        for i in order {
+            let d = &deliveries[i];
             let done = sqlx::query(
                 "INSERT INTO webhook_deliveries \
                  (delivery_id, event, action, payload, state, attempts, received_at, next_attempt_at) \
@@ -54,11 +58,9 @@ where
             .bind(d.received_at)
             .execute(&mut *tx)
             .await?;
-            outcomes.push(if DB::rows_affected(&done) == 1 {
-                InsertOutcome::Inserted
-            } else {
-                InsertOutcome::Duplicate
-            });
+            if DB::rows_affected(&done) == 1 {
+                outcomes[i] = InsertOutcome::Inserted;
+            }
         }
         tx.commit().await?;
         Ok(outcomes)
@@ -109,6 +111,8 @@ where
     }
 
     async fn settle_deliveries(&self, settlements: &[Settlement], now: DateTime<Utc>) -> StoreResult<()> {
+        let mut settlements: Vec<&Settlement> = settlements.iter().collect();
+        settlements.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
         let mut tx = self.writer.begin_with(DB::BEGIN_WRITE).await?;
         for s in settlements {
             match s.retry_at {

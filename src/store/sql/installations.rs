@@ -102,7 +102,7 @@ where
         state: InstallationState,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        let rows = sqlx::query("SELECT github_id, status FROM users WHERE installation_id = $1")
+        let rows = sqlx::query("SELECT github_id, status FROM users WHERE installation_id = $1 ORDER BY github_id")
             .bind(installation.get())
             .fetch_all(&mut **tx)
             .await?;
@@ -157,6 +157,10 @@ where
     }
 
     async fn upsert_installations(&self, installations: &[InstallationRecord], now: DateTime<Utc>) -> StoreResult<u64> {
+        // Ascending account id: each installation locks its user right after itself, and a
+        // batch of outcomes locks users by ascending id; in page order the two deadlocked.
+        let mut installations: Vec<&InstallationRecord> = installations.iter().collect();
+        installations.sort_by_key(|i| (i.account.as_ref().map(|a| a.id.get()), i.id.get()));
         let mut tx = self.writer.begin_with(DB::BEGIN_WRITE).await?;
         let mut newly_active = 0;
         for inst in installations {
@@ -200,7 +204,7 @@ where
 
     async fn retire_unseen_installations(&self, seen_before: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<u64> {
         let mut tx = self.writer.begin_with(DB::BEGIN_WRITE).await?;
-        let ids: Vec<i64> = sqlx::query_scalar(
+        let mut ids: Vec<i64> = sqlx::query_scalar(
             "UPDATE installations SET state = 'uninstalled', updated_at = $2 \
              WHERE state <> 'uninstalled' AND (seen_at IS NULL OR seen_at < $1) RETURNING id",
         )
@@ -208,6 +212,7 @@ where
         .bind(now)
         .fetch_all(&mut *tx)
         .await?;
+        ids.sort_unstable();
         for id in &ids {
             let id = InstallationId::new(*id).map_err(|e| corrupt("installation id", e))?;
             Self::move_users_of(&mut tx, id, InstallationState::Uninstalled, now).await?;

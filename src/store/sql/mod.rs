@@ -45,11 +45,13 @@ pub struct SqlStore<DB: Database> {
     pub(super) pool: Pool<DB>,
     /// Writers: the same pool on PostgreSQL, a pool of one on SQLite.
     pub(super) writer: Pool<DB>,
+    /// SQLite: this process's row among those with the file open (`store/processes.rs`).
+    pub(super) _process: Option<super::processes::Registration>,
 }
 
 impl<DB: Database> SqlStore<DB> {
     pub(super) fn new(pool: Pool<DB>, writer: Pool<DB>) -> Self {
-        Self { pool, writer }
+        Self { pool, writer, _process: None }
     }
 }
 

@@ -153,6 +153,26 @@ where
         Ok(())
     }
 
+    async fn fail_run(&self, id: RunId, reason: &str, now: DateTime<Utc>) -> StoreResult<()> {
+        let mut tx = self.writer.begin_with(DB::BEGIN_WRITE).await?;
+        sqlx::query(
+            "UPDATE sync_runs SET state = 'failed', finished_at = $2, heartbeat_at = $2 \
+             WHERE id = $1 AND state = 'running'",
+        )
+        .bind(id.get())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO sync_run_messages (run_id, kind, at, message) VALUES ($1, 'error', $2, $3)")
+            .bind(id.get())
+            .bind(now)
+            .bind(reason)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn running_run(&self) -> StoreResult<Option<RunId>> {
         let id: Option<i64> =
             sqlx::query_scalar("SELECT id FROM sync_runs WHERE state = 'running'").fetch_optional(&self.pool).await?;

@@ -162,6 +162,10 @@ where
         claimed_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
+        // Rows are locked by ascending id, the order every write takes (see `store/retry.rs`):
+        // in fetch order, this batch and a listing updating the same users deadlocked.
+        let mut outcomes: Vec<&UserOutcome> = outcomes.iter().collect();
+        outcomes.sort_by_key(|o| o.user_id());
         let mut tx = self.writer.begin_with(DB::BEGIN_WRITE).await?;
         for outcome in outcomes {
             match outcome {

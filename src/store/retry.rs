@@ -1,0 +1,284 @@
+//! Retrying what the database may refuse only because another process wrote
+//! at the same moment: PostgreSQL's deadlock (40P01) and serialization
+//! failure (40001), SQLite's "database is locked" (SQLITE_BUSY, when another
+//! process holds the write lock past the busy timeout). Such a refusal rolls
+//! the whole transaction back, and every `Store` method is one transaction
+//! (or one statement), so running the method again is safe and no caller
+//! ever sees the refusal. `Retrying` wraps the store once, in `store::open`:
+//! the pass, the inbox worker and the webhook writer all go through it.
+//!
+//! Retrying is the second line: the first is that writes lock rows in one
+//! global order (installations before users, each by ascending id; see the
+//! sorting in `sql/`), so two passes do not deadlock to begin with.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::future::Future;
+use std::time::Duration;
+
+use super::*;
+
+/// Attempts in all before the refusal is passed on.
+const ATTEMPTS: u32 = 8;
+/// The first pause; it doubles each time, with jitter, up to `MAX_PAUSE`.
+const FIRST_PAUSE: Duration = Duration::from_millis(20);
+const MAX_PAUSE: Duration = Duration::from_secs(2);
+
+/// Whether `error` is a refusal that a second attempt may not meet.
+pub fn is_contention(error: &StoreError) -> bool {
+    let StoreError::Other(e) = error else { return false };
+    let Some(sqlx::Error::Database(db)) = e.downcast_ref::<sqlx::Error>() else { return false };
+    match db.code() {
+        // PostgreSQL: deadlock_detected, serialization_failure.
+        Some(code) if code == "40P01" || code == "40001" => true,
+        // SQLite: SQLITE_BUSY and its extended codes (5 + 256·n).
+        Some(code) => code.parse::<i32>().is_ok_and(|c| c & 0xff == 5),
+        None => false,
+    }
+}
+
+/// Runs `op` until it succeeds, fails for another reason, or `ATTEMPTS` are spent.
+pub async fn retrying<T, F, Fut>(what: &'static str, mut op: F) -> StoreResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = StoreResult<T>>,
+{
+    let mut pause = FIRST_PAUSE;
+    let mut attempt = 1;
+    loop {
+        match op().await {
+            Err(e) if attempt < ATTEMPTS && is_contention(&e) => {
+                // Full jitter: two processes that collided do not collide again in step.
+                let sleep = pause.mul_f64(0.5 + rand::random::<f64>());
+                tracing::debug!(store.op = what, attempt, error.message = %e, "write refused by contention; retrying");
+                tokio::time::sleep(sleep).await;
+                pause = (pause * 2).min(MAX_PAUSE);
+                attempt += 1;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// A `Store` whose writes are retried on contention; reads pass straight through.
+pub struct Retrying<S>(pub S);
+
+#[async_trait]
+impl<S: Store> InboxStore for Retrying<S> {
+    async fn ping(&self) -> StoreResult<()> {
+        self.0.ping().await
+    }
+    async fn insert_deliveries(&self, d: &[NewDelivery]) -> StoreResult<Vec<InsertOutcome>> {
+        retrying("insert_deliveries", || self.0.insert_deliveries(d)).await
+    }
+    async fn claim_deliveries(
+        &self,
+        limit: usize,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        retrying("claim_deliveries", || self.0.claim_deliveries(limit, now, lease_until)).await
+    }
+    async fn finish_delivery(
+        &self,
+        id: &DeliveryId,
+        state: DeliveryState,
+        note: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        retrying("finish_delivery", || self.0.finish_delivery(id, state, note, now)).await
+    }
+    async fn settle_deliveries(&self, s: &[Settlement], now: DateTime<Utc>) -> StoreResult<()> {
+        retrying("settle_deliveries", || self.0.settle_deliveries(s, now)).await
+    }
+    async fn delivery(&self, id: &DeliveryId) -> StoreResult<Option<DeliveryRecord>> {
+        self.0.delivery(id).await
+    }
+    async fn inbox_stats(&self) -> StoreResult<InboxStats> {
+        self.0.inbox_stats().await
+    }
+    async fn parked_deliveries(&self, limit: i64) -> StoreResult<Vec<DeliveryRecord>> {
+        self.0.parked_deliveries(limit).await
+    }
+    async fn prune_deliveries(&self, before: DateTime<Utc>, limit: i64) -> StoreResult<u64> {
+        retrying("prune_deliveries", || self.0.prune_deliveries(before, limit)).await
+    }
+    async fn book_redelivery(
+        &self,
+        guid: &str,
+        max: i32,
+        not_since: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        retrying("book_redelivery", || self.0.book_redelivery(guid, max, not_since, now)).await
+    }
+    async fn sweep_mark(&self, name: &str) -> StoreResult<Option<i64>> {
+        self.0.sweep_mark(name).await
+    }
+    async fn set_sweep_mark(&self, name: &str, value: i64, now: DateTime<Utc>) -> StoreResult<()> {
+        retrying("set_sweep_mark", || self.0.set_sweep_mark(name, value, now)).await
+    }
+}
+
+#[async_trait]
+impl<S: Store> InstallationStore for Retrying<S> {
+    async fn upsert_installation(&self, i: &InstallationRecord, now: DateTime<Utc>) -> StoreResult<bool> {
+        retrying("upsert_installation", || self.0.upsert_installation(i, now)).await
+    }
+    async fn upsert_installations(&self, i: &[InstallationRecord], now: DateTime<Utc>) -> StoreResult<u64> {
+        retrying("upsert_installations", || self.0.upsert_installations(i, now)).await
+    }
+    async fn set_installation_state(
+        &self,
+        id: InstallationId,
+        state: InstallationState,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        retrying("set_installation_state", || self.0.set_installation_state(id, state, now)).await
+    }
+    async fn active_installations(&self, limit: i64) -> StoreResult<Vec<InstallationId>> {
+        self.0.active_installations(limit).await
+    }
+    async fn retire_unseen_installations(&self, seen_before: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<u64> {
+        retrying("retire_unseen_installations", || self.0.retire_unseen_installations(seen_before, now)).await
+    }
+}
+
+#[async_trait]
+impl<S: Store> UserStore for Retrying<S> {
+    async fn user_by_id(&self, id: GitHubUserId) -> StoreResult<Option<UserRecord>> {
+        self.0.user_by_id(id).await
+    }
+    async fn user_by_login(&self, login: &Login) -> StoreResult<Option<UserRecord>> {
+        self.0.user_by_login(login).await
+    }
+    async fn track_user(&self, account: &Account, now: DateTime<Utc>) -> StoreResult<bool> {
+        retrying("track_user", || self.0.track_user(account, now)).await
+    }
+    async fn rename_user(&self, id: GitHubUserId, login: &Login, now: DateTime<Utc>) -> StoreResult<()> {
+        retrying("rename_user", || self.0.rename_user(id, login, now)).await
+    }
+    async fn revoke_user(&self, id: GitHubUserId, now: DateTime<Utc>) -> StoreResult<()> {
+        retrying("revoke_user", || self.0.revoke_user(id, now)).await
+    }
+    async fn note_activity(&self, account: &Account, due: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<bool> {
+        retrying("note_activity", || self.0.note_activity(account, due, now)).await
+    }
+    async fn mark_due(&self, id: GitHubUserId, due: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<()> {
+        retrying("mark_due", || self.0.mark_due(id, due, now)).await
+    }
+    async fn set_sync_enabled(&self, id: GitHubUserId, enabled: bool, now: DateTime<Utc>) -> StoreResult<bool> {
+        retrying("set_sync_enabled", || self.0.set_sync_enabled(id, enabled, now)).await
+    }
+    async fn erase_user(&self, id: GitHubUserId) -> StoreResult<bool> {
+        retrying("erase_user", || self.0.erase_user(id)).await
+    }
+    async fn user_counts(&self) -> StoreResult<Vec<(String, i64)>> {
+        self.0.user_counts().await
+    }
+    async fn oldest_synced_at(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        self.0.oldest_synced_at().await
+    }
+}
+
+#[async_trait]
+impl<S: Store> SyncStore for Retrying<S> {
+    async fn claim_due_users(
+        &self,
+        which: DueKind,
+        limit: usize,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<Vec<DueUser>> {
+        retrying("claim_due_users", || self.0.claim_due_users(which, limit, now, lease_until)).await
+    }
+    async fn count_due_users(&self, now: DateTime<Utc>) -> StoreResult<i64> {
+        self.0.count_due_users(now).await
+    }
+    async fn next_marked_due(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        self.0.next_marked_due().await
+    }
+    async fn record_outcomes(
+        &self,
+        o: &[UserOutcome],
+        claimed_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        retrying("record_outcomes", || self.0.record_outcomes(o, claimed_at, now)).await
+    }
+    async fn save_rate_limit(&self, record: &RateLimitRecord) -> StoreResult<()> {
+        retrying("save_rate_limit", || self.0.save_rate_limit(record)).await
+    }
+    async fn rate_limits(&self) -> StoreResult<Vec<RateLimitRecord>> {
+        self.0.rate_limits().await
+    }
+}
+
+#[async_trait]
+impl<S: Store> RunStore for Retrying<S> {
+    async fn start_run(
+        &self,
+        trigger: &str,
+        now: DateTime<Utc>,
+        abandoned_before: DateTime<Utc>,
+    ) -> StoreResult<RunStart> {
+        retrying("start_run", || self.0.start_run(trigger, now, abandoned_before)).await
+    }
+    async fn add_to_run(&self, id: RunId, counts: &RunCounts, now: DateTime<Utc>) -> StoreResult<()> {
+        retrying("add_to_run", || self.0.add_to_run(id, counts, now)).await
+    }
+    async fn add_run_message(&self, id: RunId, kind: &str, message: &str, now: DateTime<Utc>) -> StoreResult<()> {
+        retrying("add_run_message", || self.0.add_run_message(id, kind, message, now)).await
+    }
+    async fn finish_run(&self, id: RunId, now: DateTime<Utc>) -> StoreResult<()> {
+        retrying("finish_run", || self.0.finish_run(id, now)).await
+    }
+    async fn fail_run(&self, id: RunId, reason: &str, now: DateTime<Utc>) -> StoreResult<()> {
+        retrying("fail_run", || self.0.fail_run(id, reason, now)).await
+    }
+    async fn running_run(&self) -> StoreResult<Option<RunId>> {
+        self.0.running_run().await
+    }
+    async fn runs(&self, limit: i64) -> StoreResult<Vec<RunRecord>> {
+        self.0.runs(limit).await
+    }
+    async fn run(&self, id: RunId) -> StoreResult<Option<RunRecord>> {
+        self.0.run(id).await
+    }
+    async fn last_finished_run(&self) -> StoreResult<Option<RunRecord>> {
+        self.0.last_finished_run().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[tokio::test]
+    async fn another_process_holding_the_sqlite_write_lock_is_contention() {
+        use sqlx::Connection as _;
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/busy.db?mode=rwc", dir.path().display());
+        let mut holder = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query("CREATE TABLE t (x INTEGER)").execute(&mut holder).await.unwrap();
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut holder).await.unwrap();
+        let options: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
+        let mut other = sqlx::SqliteConnection::connect_with(&options.busy_timeout(Duration::ZERO)).await.unwrap();
+        let refused = sqlx::query("BEGIN IMMEDIATE").execute(&mut other).await.unwrap_err();
+        assert!(is_contention(&StoreError::from(refused)));
+        assert!(!is_contention(&StoreError::NotFound));
+    }
+
+    #[tokio::test]
+    async fn other_errors_are_not_retried() {
+        let calls = AtomicU32::new(0);
+        let outcome: StoreResult<()> = retrying("test", || async {
+            calls.fetch_add(1, Ordering::Relaxed);
+            Err(StoreError::Conflict("no".into()))
+        })
+        .await;
+        assert!(outcome.is_err());
+        assert_eq!(calls.load(Ordering::Relaxed), 1);
+    }
+}
