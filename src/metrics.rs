@@ -16,12 +16,13 @@ pub struct Metrics {
     pub profiles: IntCounterVec,
     /// Inbox depth by state, refreshed at scrape time.
     pub inbox: IntGaugeVec,
-    /// Users by status, refreshed at scrape time.
+    /// Users by status, refreshed at scrape time from a cached count.
     pub users: IntGaugeVec,
-    /// What the governor knows: remaining points and pause, per installation and resource.
-    pub rate_remaining: IntGaugeVec,
-    pub rate_reset: IntGaugeVec,
-    pub rate_paused_until: IntGaugeVec,
+    /// Aggregates of what the governor knows, by resource (never by installation:
+    /// at 1,000,000 users that would be millions of series; `/admin/health` has the detail).
+    pub rate_tracked: IntGaugeVec,
+    pub rate_paused: IntGaugeVec,
+    pub rate_least_remaining: IntGaugeVec,
     /// Reconcile passes by how they ended.
     pub passes: IntCounterVec,
 }
@@ -68,23 +69,23 @@ impl Metrics {
                 &["state"],
             ),
             users: gauge(&registry, "ghsync_users", "Tracked users by status", &["status"]),
-            rate_remaining: gauge(
+            rate_tracked: gauge(
                 &registry,
-                "ghsync_rate_limit_remaining",
-                "Points left in the current window",
-                &["installation_id", "resource"],
+                "ghsync_rate_limit_installations_tracked",
+                "Installations whose budget is known",
+                &["resource"],
             ),
-            rate_reset: gauge(
+            rate_paused: gauge(
                 &registry,
-                "ghsync_rate_limit_reset_timestamp_seconds",
-                "When the window resets",
-                &["installation_id", "resource"],
+                "ghsync_rate_limit_installations_paused",
+                "Installations in a secondary-limit pause",
+                &["resource"],
             ),
-            rate_paused_until: gauge(
+            rate_least_remaining: gauge(
                 &registry,
-                "ghsync_rate_limit_paused_until_timestamp_seconds",
-                "Secondary-limit pause end (0 when none)",
-                &["installation_id", "resource"],
+                "ghsync_rate_limit_least_remaining",
+                "The least points any installation has left in its window",
+                &["resource"],
             ),
             passes: counter(&registry, "ghsync_reconcile_passes_total", "Reconcile passes by result", &["result"]),
             registry,

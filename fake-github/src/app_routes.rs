@@ -1,5 +1,6 @@
 //! App-JWT routes: `GET /app`, `GET /app/installations` (page-number
-//! pagination with GitHub's absolute `link` header) and
+//! pagination with GitHub's absolute `link` header), `GET /app/installations/{id}`
+//! and
 //! `POST /app/installations/{id}/access_tokens`.
 
 use std::collections::HashMap;
@@ -96,14 +97,17 @@ pub async fn list_installations(shared: Shared, req: HttpRequest, q: Query) -> H
     let (per_page, page) = paging(&q);
     let (items, total) = {
         let st = shared.lock();
+        let omitted = |i: &&Installation| st.faults.listing_omits.contains(&i.id);
+        let listed = st.installations.values().filter(|i| !omitted(i)).count();
         let items: Vec<Value> = st
             .installations
             .values()
+            .filter(|i| !omitted(i))
             .skip((page - 1) * per_page)
             .take(per_page)
             .map(|i| installation_value(&shared, &st, i))
             .collect();
-        (items, st.installations.len())
+        (items, listed)
     };
     let mut resp = json_resp(200, &Value::Array(items));
     let url = format!("{}/app/installations", shared.base_url);
@@ -111,6 +115,22 @@ pub async fn list_installations(shared: Shared, req: HttpRequest, q: Query) -> H
         set_header(&mut resp, "link", &link);
     }
     resp
+}
+
+/// `GET /app/installations/{id}`: one installation, 404 once it is gone.
+pub async fn get_installation(shared: Shared, req: HttpRequest, path: web::Path<String>) -> HttpResponse {
+    if let Err(resp) = app_gate(&shared, &req, "get_installation").await {
+        return resp;
+    }
+    let st = shared.lock();
+    match path.parse::<i64>().ok().and_then(|id| st.installations.get(&id)) {
+        Some(inst) => json_resp(200, &installation_value(&shared, &st, inst)),
+        None => message(
+            404,
+            "Not Found",
+            "https://docs.github.com/rest/apps/apps#get-an-installation-for-the-authenticated-app",
+        ),
+    }
 }
 
 /// `ghs_` + 36 alphanumerics, the classic 40-character shape.
@@ -147,7 +167,7 @@ pub async fn mint_token(shared: Shared, req: HttpRequest, path: web::Path<String
     st.stats.tokens_minted += 1;
     let body = json!({
         "token": token,
-        "expires_at": ts(expires_at),
+        "expires_at": ts(expires_at + chrono::Duration::seconds(st.faults.clock_skew_secs)),
         "permissions": { "metadata": "read" },
         "repository_selection": "all",
     });

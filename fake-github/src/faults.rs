@@ -18,6 +18,18 @@ pub struct Faults {
     pub concurrency_cap: Option<(usize, u64)>,
     pub token_lifetime: Duration,
     pub graphql_forbidden: bool,
+    /// Installations `GET /app/installations` leaves out though they exist, as
+    /// a page shift does when another is removed mid-listing; asked for by id
+    /// (`GET /app/installations/{id}`) they are still there.
+    pub listing_omits: Vec<i64>,
+    /// `POST /graphql` answers this status (403, 404, 502, …) to everyone.
+    pub graphql_status: Option<u16>,
+    /// No GraphQL endpoint at all: `POST /graphql` is an unknown path (404).
+    pub graphql_absent: bool,
+    /// The fake's clock runs this many seconds off the real one: its `Date`
+    /// header and the `expires_at` of the tokens it mints say so (tokens
+    /// still really expire after `token_lifetime`).
+    pub clock_skew_secs: i64,
 }
 
 impl Default for Faults {
@@ -30,6 +42,10 @@ impl Default for Faults {
             concurrency_cap: None,
             token_lifetime: Duration::from_secs(3600),
             graphql_forbidden: false,
+            listing_omits: Vec::new(),
+            graphql_status: None,
+            graphql_absent: false,
+            clock_skew_secs: 0,
         }
     }
 }

@@ -61,6 +61,19 @@ fn with_rate(body: &Value, view: &BucketView) -> HttpResponse {
 }
 
 pub async fn handle(shared: Shared, req: HttpRequest, body: Bytes) -> HttpResponse {
+    // A server without GraphQL (an old GHES, a proxy) answers as for any unknown path;
+    // one that refuses it, or fails, answers with that status before looking at the token.
+    let (absent, status) = {
+        let st = shared.lock();
+        (st.faults.graphql_absent, st.faults.graphql_status)
+    };
+    if absent {
+        return message(404, "Not Found", "https://docs.github.com/rest");
+    }
+    if let Some(status) = status {
+        shared.lock().count_request("graphql_refused");
+        return message(status, "GraphQL is not available", "https://docs.github.com/graphql");
+    }
     let ctx = match token_gate(&shared, &req, "graphql", Resource::Graphql).await {
         Ok(ctx) => ctx,
         Err(resp) => return resp,

@@ -27,7 +27,15 @@ pub fn build(shared: SharedRef, listener: TcpListener) -> std::io::Result<Server
                 async move {
                     let mut res = fut.await?;
                     let code = res.status().as_u16();
-                    *counter.lock().stats.statuses.entry(code).or_default() += 1;
+                    let skew = {
+                        let mut st = counter.lock();
+                        *st.stats.statuses.entry(code).or_default() += 1;
+                        st.faults.clock_skew_secs
+                    };
+                    let now = chrono::Utc::now() + chrono::Duration::seconds(skew);
+                    if let Ok(v) = HeaderValue::from_str(&now.format("%a, %d %b %Y %H:%M:%S GMT").to_string()) {
+                        res.headers_mut().insert(actix_web::http::header::DATE, v);
+                    }
                     let id = request_id();
                     if let Ok(v) = HeaderValue::from_str(&id) {
                         res.headers_mut().insert(HeaderName::from_static("x-github-request-id"), v);
@@ -48,6 +56,7 @@ pub fn build(shared: SharedRef, listener: TcpListener) -> std::io::Result<Server
 fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/app", web::get().to(app_routes::get_app))
         .route("/app/installations", web::get().to(app_routes::list_installations))
+        .route("/app/installations/{id}", web::get().to(app_routes::get_installation))
         .route("/app/installations/{id}/access_tokens", web::post().to(app_routes::mint_token))
         .route("/app/hook/deliveries", web::get().to(hooks::list))
         .route("/app/hook/deliveries/{id}", web::get().to(hooks::get_one))

@@ -36,12 +36,25 @@ impl Answer {
         self.header(name).and_then(|v| v.trim().parse().ok())
     }
 
-    /// GitHub's `{"message": …}`, if the body has one.
+    /// What GitHub said: its `{"message": …}`, or a problem+json body's
+    /// `title` and `detail`, or the start of a non-JSON body (a proxy's page);
+    /// never empty, so an error always gives a reason.
     pub fn message(&self) -> String {
-        serde_json::from_slice::<serde_json::Value>(&self.body)
-            .ok()
-            .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
-            .unwrap_or_default()
+        let json = serde_json::from_slice::<serde_json::Value>(&self.body).ok();
+        let field = |name: &str| json.as_ref().and_then(|v| v.get(name)?.as_str().map(str::to_owned));
+        if let Some(message) = field("message").filter(|m| !m.is_empty()) {
+            return message;
+        }
+        let problem: Vec<String> = [field("title"), field("detail")].into_iter().flatten().collect();
+        if !problem.is_empty() {
+            return problem.join(": ");
+        }
+        let text = String::from_utf8_lossy(&self.body);
+        let text = text.trim();
+        if json.is_none() && !text.is_empty() {
+            return text.chars().take(200).collect();
+        }
+        format!("HTTP {} with no message", self.status)
     }
 
     /// What this answer tells the rate governor.
@@ -80,7 +93,7 @@ impl Answer {
                     Err(GitHubError::Forbidden(self.message()))
                 }
             }
-            500..=599 => Err(GitHubError::Server(self.status)),
+            500..=599 => Err(GitHubError::Server { status: self.status, message: self.message() }),
             status => Err(GitHubError::Unexpected { status, message: self.message() }),
         }
     }
@@ -190,6 +203,20 @@ mod tests {
         assert!(matches!(b.classify(), Err(GitHubError::SecondaryLimit { retry_after: Some(d) }) if d.as_secs() == 7));
         let c = answer(403, &[], r#"{"message":"Resource not accessible by integration"}"#);
         assert!(matches!(c.classify(), Err(GitHubError::Forbidden(m)) if m.contains("not accessible")));
+    }
+
+    #[test]
+    fn errors_say_what_github_said_never_an_empty_reason() {
+        let problem = answer(
+            503,
+            &[],
+            r#"{"type":"about:blank","title":"Service Unavailable","detail":"maintenance until 10:00"}"#,
+        );
+        assert_eq!(problem.message(), "Service Unavailable: maintenance until 10:00");
+        assert_eq!(answer(502, &[], "").message(), "HTTP 502 with no message");
+        assert_eq!(answer(502, &[], "<html>Bad gateway</html>").message(), "<html>Bad gateway</html>");
+        let e = answer(500, &[], r#"{"message":"Server Error"}"#).classify().unwrap_err();
+        assert_eq!(e.to_string(), "GitHub answered 500: Server Error");
     }
 
     #[test]

@@ -16,8 +16,8 @@ pub enum GitHubError {
     RateLimited { reset_at: DateTime<Utc> },
     #[error("secondary rate limit hit; retry after {retry_after:?}")]
     SecondaryLimit { retry_after: Option<Duration> },
-    #[error("GitHub answered {0}")]
-    Server(u16),
+    #[error("GitHub answered {status}: {message}")]
+    Server { status: u16, message: String },
     #[error("GitHub answered {status}: {message}")]
     Unexpected { status: u16, message: String },
     #[error("cannot reach GitHub: {0}")]
@@ -39,7 +39,7 @@ pub enum GitHubError {
 impl GitHubError {
     /// Worth asking again soon, on the same or another token.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Server(_) | Self::Transport(_))
+        matches!(self, Self::Server { .. } | Self::Transport(_))
     }
 
     /// A rate limit (ours or GitHub's) said "not now": the work waits, it did not fail.

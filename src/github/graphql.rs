@@ -1,6 +1,7 @@
 //! GraphQL `nodes(ids:)`: the key fields of up to 100 users in one request for
 //! a few points, to tell which profiles changed without fetching them whole.
 
+use backon::Retryable;
 use http::Method;
 use serde::Deserialize;
 
@@ -142,12 +143,9 @@ fn interpret(
     });
     let data = envelope.data.filter(|d| d.nodes.iter().any(Option::is_some) || refused.is_none());
     let Some(data) = data else {
-        let message = refused.or(envelope.errors.first()).and_then(|e| e.message.clone()).unwrap_or_default();
-        return Err(if refused.is_some() {
-            GitHubError::GraphqlRefused(message)
-        } else {
-            GitHubError::Graphql(message)
-        });
+        // `FORBIDDEN`, or no `data` at all: GraphQL will not serve this token; REST may.
+        let message = refused.or(envelope.errors.first()).and_then(|e| e.message.clone());
+        return Err(GitHubError::GraphqlRefused(message.unwrap_or_else(|| "an answer without data".into())));
     };
     if data.nodes.len() != asked {
         return Err(GitHubError::Decode(format!("asked for {asked} nodes, got {}", data.nodes.len())));
@@ -156,6 +154,20 @@ fn interpret(
         cost: data.rate_limit.map_or(estimated_cost(asked), |r| r.cost),
         users: data.nodes.into_iter().map(|n| n.and_then(UserNode::into_observed)).collect(),
     })
+}
+
+/// HTTP refusals of the GraphQL endpoint (a GHES or proxy without it, a wrong
+/// `GITHUB_GRAPHQL_URL`, a token it will not serve) say nothing about the users.
+fn refusal(e: GitHubError) -> GitHubError {
+    match e {
+        GitHubError::Unauthorized => GitHubError::GraphqlRefused("GraphQL answered 401".into()),
+        GitHubError::Forbidden(m) => GitHubError::GraphqlRefused(format!("GraphQL answered 403: {m}")),
+        GitHubError::NotFound => GitHubError::GraphqlRefused("GraphQL answered 404 (no GraphQL endpoint here)".into()),
+        GitHubError::Unexpected { status: status @ (410 | 501), message } => {
+            GitHubError::GraphqlRefused(format!("GraphQL answered {status}: {message}"))
+        }
+        e => e,
+    }
 }
 
 impl GitHub {
@@ -175,9 +187,12 @@ impl GitHub {
         .map_err(|e| GitHubError::Decode(e.to_string()))?;
         let url = self.inner.graphql.to_string();
         let cost = estimated_cost(ids.len());
-        let answer = self
-            .installation_call(installation, Resource::Graphql, cost, priority, (Method::POST, url, Some(body)), opts)
-            .await?;
+        let call = || {
+            let request = (Method::POST, url.clone(), Some(body.clone()));
+            self.installation_call(installation, Resource::Graphql, cost, priority, request, opts)
+        };
+        // 5xx and timeouts are retried as REST's are; a refusal means "no GraphQL here".
+        let answer = call.retry(super::rest::retry_policy()).when(GitHubError::is_transient).await.map_err(refusal)?;
         let result = interpret(&answer.body, ids.len(), answer.reset_at());
         if matches!(result, Err(GitHubError::RateLimited { .. })) {
             let mut obs = answer.observation();

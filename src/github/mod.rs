@@ -4,6 +4,7 @@
 
 mod app_jwt;
 mod client;
+mod clock;
 mod deliveries;
 mod errors;
 mod governor;
@@ -14,6 +15,7 @@ mod settings;
 mod tokens;
 
 pub use app_jwt::sign_test_jwt;
+pub use clock::ClockSkew;
 pub use deliveries::HookDelivery;
 pub use errors::GitHubError;
 pub use governor::{Governor, Priority, Refusal};
@@ -84,6 +86,7 @@ struct Inner {
     metrics: Metrics,
     /// App-level calls (JWT) are few; keep them gentle.
     app_calls: tokio::sync::Semaphore,
+    clock: clock::SkewWatch,
 }
 
 impl GitHub {
@@ -98,12 +101,18 @@ impl GitHub {
                 governor: Governor::new(settings.limits.clone()),
                 metrics,
                 app_calls: tokio::sync::Semaphore::new(4),
+                clock: clock::SkewWatch::default(),
             }),
         })
     }
 
     pub fn governor(&self) -> &Governor {
         &self.inner.governor
+    }
+
+    /// Our clock against GitHub's, when they disagree by minutes.
+    pub fn clock_skew(&self) -> Option<ClockSkew> {
+        self.inner.clock.current()
     }
 
     /// A fresh token is cached for this installation: using it costs no mint.
@@ -134,7 +143,9 @@ impl GitHub {
             .map_err(|e| GitHubError::Transport(format!("cannot sign the App JWT: {e}")))?;
         let answer = self.inner.transport.send(method, &self.api_url(path), &jwt, body).await;
         self.count("app", &answer);
-        answer?.classify()
+        let answer = answer?;
+        self.inner.clock.observe(&answer.headers, Utc::now());
+        answer.classify()
     }
 
     async fn mint(&self, id: InstallationId) -> Result<InstallationToken, GitHubError> {
@@ -149,8 +160,17 @@ impl GitHub {
             e => GitHubError::TokenUnavailable { installation: id.get(), reason: e.to_string() },
         })?;
         let minted: Minted = serde_json::from_slice(&answer.body).map_err(|e| GitHubError::Decode(e.to_string()))?;
-        tracing::debug!(installation_id = %id, expires_at = %minted.expires_at, "minted an installation token");
-        Ok(InstallationToken { secret: minted.token.into(), expires_at: minted.expires_at, minted_at: Utc::now() })
+        let now = Utc::now();
+        // `expires_at` is GitHub's time: moved into ours by the skew its `Date` shows.
+        let mut expires_at = minted.expires_at + (now - clock::date_of(&answer.headers).unwrap_or(now));
+        if expires_at <= now {
+            // Still past: use it for the hour GitHub's tokens live rather than mint before every call;
+            // a 401 drops it and mints another.
+            self.inner.clock.expired_on_arrival(minted.expires_at, now);
+            expires_at = now + chrono::Duration::hours(1);
+        }
+        tracing::debug!(installation_id = %id, %expires_at, "minted an installation token");
+        Ok(InstallationToken { secret: minted.token.into(), expires_at, minted_at: now })
     }
 
     /// The cached token, or one minted now; concurrent callers share one mint.
@@ -222,6 +242,7 @@ impl GitHub {
             }
         };
         governor.observe(id, resource, cost, Some(&answer.observation()), Utc::now());
+        self.inner.clock.observe(&answer.headers, Utc::now());
         if answer.status == 401 {
             self.inner.tokens.invalidate(id).await;
         }

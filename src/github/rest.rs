@@ -21,7 +21,7 @@ const PAGE_CONCURRENCY: usize = 4;
 
 /// 5xx and timeouts: a few tries with growing, jittered waits; then the caller records a failure.
 /// A 401 is tried once more too: the token was dropped and the retry mints a fresh one.
-fn retry_policy() -> ExponentialBuilder {
+pub(super) fn retry_policy() -> ExponentialBuilder {
     ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(200))
         .with_max_delay(Duration::from_secs(5))
@@ -127,6 +127,18 @@ impl GitHub {
         let items: Vec<InstallationWire> =
             serde_json::from_slice(&answer.body).map_err(|e| GitHubError::Decode(e.to_string()))?;
         Ok((items.into_iter().filter_map(installation_record).collect(), last))
+    }
+
+    /// `GET /app/installations/{id}` (App JWT): one installation as GitHub has it now.
+    /// 404 → `NotFound`: it is gone (uninstalled). Used before retiring an
+    /// installation a listing missed, since a listing by pages can skip one.
+    pub async fn installation(&self, id: InstallationId) -> Result<InstallationRecord, GitHubError> {
+        let path = format!("app/installations/{id}");
+        let call = || self.app_call(Method::GET, &path, None);
+        let answer = call.retry(retry_policy()).when(|e: &GitHubError| e.is_transient()).await?;
+        let wire: InstallationWire =
+            serde_json::from_slice(&answer.body).map_err(|e| GitHubError::Decode(e.to_string()))?;
+        installation_record(wire).ok_or_else(|| GitHubError::Decode(format!("installation {id} has no valid id")))
     }
 
     /// Walks `GET /app/installations`, every page, handing each page to `on_page`

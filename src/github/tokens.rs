@@ -42,14 +42,45 @@ impl InstallationToken {
 
 type Slot = Arc<tokio::sync::Mutex<Option<InstallationToken>>>;
 
+/// New slots look for dead ones to drop at most this often.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 #[derive(Default)]
 pub struct TokenCache {
     slots: Mutex<HashMap<InstallationId, Slot>>,
+    swept: Mutex<Option<std::time::Instant>>,
+}
+
+/// A slot is forgotten when nobody holds it (no caller minting or waiting)
+/// and its token is gone or expired: tokens live an hour, so this is the
+/// governor's rule (idle > 1 h) too, and memory follows the installations in use.
+fn evictable(slot: &Slot, now: DateTime<Utc>) -> bool {
+    Arc::strong_count(slot) == 1 && slot.try_lock().is_ok_and(|t| t.as_ref().is_none_or(|t| t.expires_at <= now))
+}
+
+/// Drops the evictable slots; returns how many.
+fn sweep(slots: &mut HashMap<InstallationId, Slot>, now: DateTime<Utc>) -> usize {
+    let before = slots.len();
+    slots.retain(|_, slot| !evictable(slot, now));
+    before - slots.len()
 }
 
 impl TokenCache {
     pub fn slot(&self, id: InstallationId) -> Slot {
-        self.slots.lock().expect("token cache poisoned").entry(id).or_default().clone()
+        let mut slots = self.slots.lock().expect("token cache poisoned");
+        if !slots.contains_key(&id) {
+            let mut swept = self.swept.lock().expect("token cache poisoned");
+            if swept.is_none_or(|t| t.elapsed() >= SWEEP_EVERY) {
+                *swept = Some(std::time::Instant::now());
+                sweep(&mut slots, Utc::now());
+            }
+        }
+        slots.entry(id).or_default().clone()
+    }
+
+    #[cfg(test)]
+    fn evict_expired(&self, now: DateTime<Utc>) -> usize {
+        sweep(&mut self.slots.lock().expect("token cache poisoned"), now)
     }
 
     /// A fresh token is cached for this installation (no mint needed to use it).
@@ -67,6 +98,10 @@ impl TokenCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn id(n: i64) -> InstallationId {
+        InstallationId::new(n).unwrap()
+    }
 
     fn token(life_secs: i64, now: DateTime<Utc>) -> InstallationToken {
         InstallationToken {
@@ -92,6 +127,21 @@ mod tests {
         assert_eq!(t.refresh_margin(), Duration::seconds(2));
         assert!(t.is_fresh(now + Duration::seconds(5)));
         assert!(!t.is_fresh(now + Duration::seconds(6)));
+    }
+
+    #[tokio::test]
+    async fn expired_and_empty_slots_nobody_holds_are_forgotten() {
+        let cache = TokenCache::default();
+        let now = Utc::now();
+        let (live, dead, empty, held) = (id(1), id(2), id(3), id(4));
+        *cache.slot(live).lock().await = Some(token(3600, now));
+        *cache.slot(dead).lock().await = Some(token(-1, now));
+        cache.slot(empty);
+        let holding = cache.slot(held);
+        assert_eq!(cache.evict_expired(now), 2, "the expired and the empty slot go");
+        assert!(cache.has_fresh(live, now), "a live token stays");
+        assert!(cache.slots.lock().unwrap().contains_key(&held), "a slot someone holds stays");
+        drop(holding);
     }
 
     #[test]

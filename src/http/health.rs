@@ -51,6 +51,8 @@ pub async fn admin_health(_: Admin, state: web::Data<AppState>) -> Result<HttpRe
         "next_run_at": h.next_run_at,
         "inbox": { "pending": h.inbox.pending, "failed": h.inbox.failed, "oldest_pending_seconds": h.oldest_pending_seconds },
         "rate_limits": limits,
+        "rate_limits_tracked": h.rate_limits_tracked,
+        "clock_skew": h.clock_skew,
         "users": h.users,
     })))
 }

@@ -1,5 +1,7 @@
 //! `GET /metrics`: Prometheus text. Gauges that mirror the database are
-//! refreshed here, at scrape time, rather than kept up to date on every write.
+//! refreshed here, at scrape time, rather than kept up to date on every write;
+//! the expensive ones (users by status, budgets) come from a short cache. No
+//! label takes an installation or user id.
 
 use actix_web::{HttpResponse, web};
 
@@ -11,15 +13,20 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
     let inbox = state.store.inbox_stats().await?;
     m.inbox.with_label_values(&["pending"]).set(inbox.pending);
     m.inbox.with_label_values(&["failed"]).set(inbox.failed);
-    for (status, n) in state.store.user_counts().await? {
+    let figures = state.status.scrape_figures().await?;
+    for (status, n) in figures.users {
         m.users.with_label_values(&[&status]).set(n);
     }
-    for r in state.status.rate_limits().await? {
-        let labels = [r.installation_id.to_string(), r.resource.as_str().to_owned()];
-        let labels = [labels[0].as_str(), labels[1].as_str()];
-        m.rate_remaining.with_label_values(&labels).set(r.remaining);
-        m.rate_reset.with_label_values(&labels).set(r.reset_at.timestamp());
-        m.rate_paused_until.with_label_values(&labels).set(r.paused_until.map_or(0, |t| t.timestamp()));
+    for r in figures.rate {
+        m.rate_tracked.with_label_values(&[r.resource]).set(r.tracked);
+        m.rate_paused.with_label_values(&[r.resource]).set(r.paused);
+        match r.least_remaining {
+            Some(least) => m.rate_least_remaining.with_label_values(&[r.resource]).set(least),
+            // No budget known: no series, rather than a 0 that reads as "exhausted".
+            None => {
+                m.rate_least_remaining.remove_label_values(&[r.resource]).ok();
+            }
+        }
     }
     Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(m.render()))
 }

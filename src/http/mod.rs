@@ -4,6 +4,7 @@ mod admin;
 mod admin_auth;
 mod admin_page;
 mod connections;
+mod deliveries;
 mod errors;
 mod fallback;
 mod health;
@@ -38,6 +39,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/admin/reconcile").post(admin::start_reconcile))
         .service(readable("/admin/runs", admin::runs))
         .service(readable("/admin/runs/{id}", admin::run))
+        .service(web::resource("/admin/deliveries/{guid}/retry").post(deliveries::retry))
         .service(web::resource("/api/users").post(users::track))
         .service(readable("/api/users/by-id/{github_id}", users::by_id))
         .service(web::resource("/api/users/{github_id}/sync").post(users::sync_now))

@@ -1,7 +1,10 @@
 //! The inbox worker: claim pending deliveries under a lease, apply each, then
 //! mark it done or ignored, schedule a retry with backoff, or park it as
-//! failed after `MAX_ATTEMPTS`. A crashed process's leases expire and its
-//! deliveries are claimed again, so nothing answered is lost.
+//! failed after `MAX_ATTEMPTS`. Parking is for payloads that cannot be
+//! applied: a delivery that failed on our side (the database) is retried,
+//! however long the outage, every `OUR_SIDE_CAP` at most, and never parked.
+//! A crashed process's leases expire and its deliveries are claimed again,
+//! so nothing answered is lost.
 
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -31,6 +34,10 @@ const YIELD_AT_MOST: Duration = Duration::from_millis(20);
 pub const RETENTION: chrono::Duration = chrono::Duration::days(7);
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 const PRUNE_BATCH: i64 = 10_000;
+
+/// After our own failure (the database), a delivery is tried again at least
+/// this often: the outage is not its fault, so it is back soon after the database.
+const OUR_SIDE_CAP: Duration = Duration::from_secs(10);
 
 /// Backoff before attempt `attempts + 1`: 2 s, 4 s, 8 s, … capped at 5 minutes.
 pub fn retry_delay(attempts: i32) -> Duration {
@@ -92,6 +99,12 @@ impl Worker {
             Ok(ApplyOutcome::Ignored(why)) => {
                 tracing::debug!(%why, "ignored");
                 settle(DeliveryState::Ignored, Some(why), None)
+            }
+            Err(ApplyError::Transient(e)) if e.is_ours() => {
+                let delay = retry_delay(delivery.attempts).min(OUR_SIDE_CAP);
+                let next = Utc::now() + chrono::Duration::from_std(delay).expect("bounded");
+                tracing::warn!(error.message = %e, attempts = delivery.attempts, %next, "database failed; will retry");
+                settle(DeliveryState::Pending, Some(format!("our side, will retry: {e}")), Some(next))
             }
             Err(ApplyError::Transient(e)) if delivery.attempts < MAX_ATTEMPTS => {
                 let next = Utc::now() + chrono::Duration::from_std(retry_delay(delivery.attempts)).expect("bounded");

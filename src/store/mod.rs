@@ -39,6 +39,14 @@ pub enum StoreError {
     Other(#[from] anyhow::Error),
 }
 
+impl StoreError {
+    /// The database failed (down, timed out, refused the write): our outage,
+    /// not a fault of what was being stored. `NotFound` and `Conflict` are answers.
+    pub fn is_ours(&self) -> bool {
+        matches!(self, Self::Unavailable(_) | Self::Other(_))
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match e {
@@ -99,6 +107,9 @@ pub trait InboxStore: Send + Sync {
     /// Settles a round of deliveries in one transaction (one disk flush, not one each).
     async fn settle_deliveries(&self, settlements: &[Settlement], now: DateTime<Utc>) -> StoreResult<()>;
     async fn delivery(&self, id: &DeliveryId) -> StoreResult<Option<DeliveryRecord>>;
+    /// A parked (failed) delivery becomes pending again, due now, its tries
+    /// counted from zero. False when it is not parked (or unknown).
+    async fn retry_delivery(&self, id: &DeliveryId, now: DateTime<Utc>) -> StoreResult<bool>;
     async fn inbox_stats(&self) -> StoreResult<InboxStats>;
     /// Up to `limit` parked (failed) deliveries, most recently received first.
     async fn parked_deliveries(&self, limit: i64) -> StoreResult<Vec<DeliveryRecord>>;
@@ -136,6 +147,14 @@ pub trait InstallationStore: Send + Sync {
     ) -> StoreResult<()>;
     /// Up to `limit` active installations, by id: tokens to read public profiles with.
     async fn active_installations(&self, limit: i64) -> StoreResult<Vec<InstallationId>>;
+    /// Up to `limit` installations not uninstalled that no listing has shown since
+    /// `seen_before`, with ids above `after`, by id: each is asked about before retiring.
+    async fn unseen_installations(
+        &self,
+        seen_before: DateTime<Utc>,
+        after: Option<InstallationId>,
+        limit: i64,
+    ) -> StoreResult<Vec<InstallationId>>;
     /// Installations GitHub's list no longer shows (not seen since `seen_before`)
     /// become uninstalled, with their users. Returns how many.
     async fn retire_unseen_installations(&self, seen_before: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<u64>;

@@ -94,6 +94,9 @@ impl<S: Store> InboxStore for Retrying<S> {
     async fn delivery(&self, id: &DeliveryId) -> StoreResult<Option<DeliveryRecord>> {
         self.0.delivery(id).await
     }
+    async fn retry_delivery(&self, id: &DeliveryId, now: DateTime<Utc>) -> StoreResult<bool> {
+        retrying("retry_delivery", || self.0.retry_delivery(id, now)).await
+    }
     async fn inbox_stats(&self) -> StoreResult<InboxStats> {
         self.0.inbox_stats().await
     }
@@ -127,6 +130,14 @@ impl<S: Store> InstallationStore for Retrying<S> {
     }
     async fn upsert_installations(&self, i: &[InstallationRecord], now: DateTime<Utc>) -> StoreResult<u64> {
         retrying("upsert_installations", || self.0.upsert_installations(i, now)).await
+    }
+    async fn unseen_installations(
+        &self,
+        seen_before: DateTime<Utc>,
+        after: Option<InstallationId>,
+        limit: i64,
+    ) -> StoreResult<Vec<InstallationId>> {
+        self.0.unseen_installations(seen_before, after, limit).await
     }
     async fn set_installation_state(
         &self,

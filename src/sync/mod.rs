@@ -12,6 +12,7 @@ mod pass_report;
 mod picker;
 mod reconcile;
 mod refresher;
+mod retire;
 mod schedule;
 mod status;
 mod users;

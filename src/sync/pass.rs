@@ -43,6 +43,8 @@ pub struct PassRunner {
     metrics: Metrics,
     /// When the pass in this process waits on rate limits until (epoch ms; 0 = not waiting).
     paused_until: Arc<AtomicI64>,
+    /// Notes each run already recorded (cleared when a pass this process started ends).
+    noted: Arc<std::sync::Mutex<std::collections::HashSet<(RunId, String)>>>,
 }
 
 impl PassRunner {
@@ -54,7 +56,8 @@ impl PassRunner {
         metrics: Metrics,
     ) -> Self {
         let batch_size = settings.batch_size;
-        Self { store, github, reconciler, batch_size, metrics, paused_until: Arc::new(AtomicI64::new(0)) }
+        let noted = Arc::default();
+        Self { store, github, reconciler, batch_size, metrics, paused_until: Arc::new(AtomicI64::new(0)), noted }
     }
 
     /// When this process's pass is waiting on rate limits, until when.
@@ -130,6 +133,8 @@ impl PassRunner {
             Err(e) => (RunCounts::default(), Some(format!("{e:#}"))),
         };
         let finished = Utc::now();
+        // The run's once-only notes are done with, whatever its outcome.
+        self.noted.lock().expect("notes poisoned").retain(|(run, _)| *run != id);
         if shutdown.is_cancelled() {
             // Leave it running: its heartbeat stops, a later pass or replica takes over.
             tracing::info!("shutting down in the middle of a pass");
@@ -189,10 +194,13 @@ impl PassRunner {
             })
             .await?;
         let added = added.into_inner();
-        // Only after a complete listing: anything not in it is gone.
-        let removed = self.store.retire_unseen_installations(started, Utc::now()).await?;
+        // Only after a complete listing, and only once GitHub confirms each one is gone.
+        let retired = super::retire::retire_confirmed(&self.store, &self.github, started).await?;
+        for error in retired.errors.iter().take(5) {
+            tracing::warn!(error.message = %error, "cannot confirm a missing installation");
+        }
         self.reconciler.installations_changed();
-        Ok((added, removed))
+        Ok((added, retired.removed))
     }
 
     /// Claims and reconciles batches until none are due; several at once.
@@ -258,7 +266,10 @@ impl PassRunner {
         let now = Utc::now();
         self.store.add_to_run(id, counts, now).await?;
         for note in notes {
-            self.store.add_run_message(id, "note", note, now).await?;
+            // Said once per run, not once per batch (every batch of a pass may fall back alike).
+            if self.noted.lock().expect("notes poisoned").insert((id, note.clone())) {
+                self.store.add_run_message(id, "note", note, now).await?;
+            }
         }
         // A run keeps a sample of its errors, not thousands of them.
         for error in errors.iter().take(5) {

@@ -107,10 +107,15 @@ impl Reconciler {
                         }
                     }
                 }
+                // Refused, or still failing after retries: this batch goes over REST (the run notes it once).
                 Err(GitHubError::GraphqlRefused(message)) => {
-                    result
-                        .notes
-                        .push(format!("GraphQL refused ({message}); {} users checked over REST instead", chunk.len()));
+                    result.notes.push(format!(
+                        "GraphQL refused: unavailable for this token ({message}); users checked over REST instead"
+                    ));
+                    to_fetch.extend(chunk.into_iter().map(|u| (u, None)));
+                }
+                Err(e) if e.is_transient() => {
+                    result.notes.push(format!("GraphQL failing ({e}); users checked over REST instead"));
                     to_fetch.extend(chunk.into_iter().map(|u| (u, None)));
                 }
                 Err(e) if e.is_rate_limit() => {

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+mod evict;
 mod slot;
 use slot::{Bucket, Slot, pacer, secondary_pause};
 #[cfg(test)]
@@ -70,15 +71,20 @@ pub struct Permit {
 pub struct Governor {
     settings: GovernorSettings,
     slots: Mutex<HashMap<InstallationId, Slot>>,
+    /// When idle slots were last looked for (`evict.rs`).
+    swept: Mutex<std::time::Instant>,
 }
 
 impl Governor {
     pub fn new(settings: GovernorSettings) -> Self {
-        Self { settings, slots: Mutex::new(HashMap::new()) }
+        Self { settings, slots: Mutex::new(HashMap::new()), swept: Mutex::new(std::time::Instant::now()) }
     }
 
     fn with_slot<T>(&self, id: InstallationId, f: impl FnOnce(&mut Slot) -> T) -> T {
         let mut slots = self.slots.lock().expect("governor poisoned");
+        if !slots.contains_key(&id) {
+            self.sweep_now_and_then(&mut slots);
+        }
         let slot = slots.entry(id).or_insert_with(|| Slot {
             core: Bucket::unknown(),
             graphql: Bucket::unknown(),
@@ -91,7 +97,9 @@ impl Governor {
             rest_pacer: pacer(self.settings.rest_points_per_minute),
             graphql_pacer: pacer(self.settings.graphql_points_per_minute),
             dirty: false,
+            last_used: std::time::Instant::now(),
         });
+        slot.last_used = std::time::Instant::now();
         f(slot)
     }
 

@@ -90,6 +90,8 @@ pub(super) struct Slot {
     pub(super) rest_pacer: Arc<DefaultDirectRateLimiter>,
     pub(super) graphql_pacer: Arc<DefaultDirectRateLimiter>,
     pub(super) dirty: bool,
+    /// Last asked about or told about: idle slots are forgotten (`evict.rs`).
+    pub(super) last_used: std::time::Instant,
 }
 
 /// Successes in a row before a narrowed token may have one more request in flight.

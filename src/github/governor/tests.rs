@@ -169,3 +169,25 @@ fn a_secondary_limit_halves_a_tokens_concurrency_and_successes_win_it_back() {
     }
     assert_eq!(g.with_slot(id(1), |s| (s.allowed(), s.concurrency.available_permits())), (max / 2 + 1, max / 2 + 1));
 }
+
+#[test]
+fn idle_installations_with_nothing_pending_are_forgotten() {
+    let g = governor();
+    let now = Utc::now();
+    // One whose window ended, one still in its window, one paused, one never answered.
+    g.observe(id(1), Resource::Core, 1, Some(&answer(5000, 4000, now - ChronoDuration::seconds(1))), now);
+    g.observe(id(2), Resource::Core, 1, Some(&answer(5000, 4000, now + ChronoDuration::minutes(30))), now);
+    g.observe(
+        id(3),
+        Resource::Core,
+        1,
+        Some(&Observation { status: 429, retry_after: Some(Duration::from_secs(60)), ..Default::default() }),
+        now,
+    );
+    g.peek(id(4), Resource::Core, 1, Priority::Background, now).unwrap();
+    assert_eq!(g.tracked(), 4);
+    assert_eq!(g.evict_idle(Duration::from_secs(3600), now), 0, "nothing is idle for an hour yet");
+    assert_eq!(g.evict_idle(Duration::ZERO, now), 2, "the ended window and the unknown one go");
+    assert_eq!(g.tracked(), 2, "a running window and a pause are kept");
+    assert!(matches!(g.peek(id(3), Resource::Core, 1, Priority::Background, now), Err(Refusal::Paused(_))));
+}

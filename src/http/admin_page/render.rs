@@ -164,7 +164,7 @@ fn inbox(v: &AdminView) -> Markup {
         @if v.parked.is_empty() {
             p.note { "None: every delivery was applied or is still being retried." }
         } @else {
-            p.note { "Retrying from this page needs POST /admin/deliveries/{guid}/retry, which this build does not have yet." }
+            p.note { "Retry one with POST /admin/deliveries/{guid}/retry and the admin token (no button here yet: that endpoint takes the bearer token only)." }
             table id="parked" {
                 tr { th { "Delivery" } th { "Event" } th { "Attempts" } th { "Last error" } }
                 @for d in &v.parked {

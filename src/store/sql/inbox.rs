@@ -110,6 +110,20 @@ where
         self.settle_deliveries(&[settlement], now).await
     }
 
+    async fn retry_delivery(&self, id: &DeliveryId, now: DateTime<Utc>) -> StoreResult<bool> {
+        let mut tx = self.writer.begin_with(DB::BEGIN_WRITE).await?;
+        let done = sqlx::query(
+            "UPDATE webhook_deliveries SET state = 'pending', attempts = 0, next_attempt_at = $2, \
+             lease_until = NULL, completed_at = NULL WHERE delivery_id = $1 AND state = 'failed'",
+        )
+        .bind(id.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(DB::rows_affected(&done) == 1)
+    }
+
     async fn settle_deliveries(&self, settlements: &[Settlement], now: DateTime<Utc>) -> StoreResult<()> {
         let mut settlements: Vec<&Settlement> = settlements.iter().collect();
         settlements.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));

@@ -202,6 +202,24 @@ where
         Ok(ids.into_iter().filter_map(|id| InstallationId::new(id).ok()).collect())
     }
 
+    async fn unseen_installations(
+        &self,
+        seen_before: DateTime<Utc>,
+        after: Option<InstallationId>,
+        limit: i64,
+    ) -> StoreResult<Vec<InstallationId>> {
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM installations WHERE state <> 'uninstalled' AND (seen_at IS NULL OR seen_at < $1) \
+             AND id > $2 ORDER BY id LIMIT $3",
+        )
+        .bind(seen_before)
+        .bind(after.map_or(0, |id| id.get()))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        ids.into_iter().map(|id| InstallationId::new(id).map_err(|e| corrupt("installation id", e))).collect()
+    }
+
     async fn retire_unseen_installations(&self, seen_before: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<u64> {
         let mut tx = self.writer.begin_with(DB::BEGIN_WRITE).await?;
         let mut ids: Vec<i64> = sqlx::query_scalar(
