@@ -120,6 +120,7 @@ impl App {
                 .app_data(http::json_config())
                 .app_data(http::path_config())
                 .app_data(http::query_config())
+                .wrap(actix_web::middleware::from_fn(http::request_id))
                 .configure(http::routes)
         })
         .listen(listener)?

@@ -1,5 +1,8 @@
 //! `Admin`: an extractor that lets a handler run only for the admin bearer
 //! token, compared in constant time. No token configured: every call is 403.
+//! The `/admin` page also takes the token from its login cookie
+//! (`page_allowed`); the JSON API stays bearer-only, so no cookie can drive it
+//! from another site.
 
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, web};
@@ -13,22 +16,47 @@ use super::AppState;
 /// Proof that the request carried the admin token.
 pub struct Admin;
 
+/// The admin page's cookie: the token, hex-encoded so any token is a valid cookie value.
+pub const PAGE_COOKIE: &str = "ghsync_admin";
+
 fn check(req: &HttpRequest) -> Result<Admin, ApiError> {
     let state = req.app_data::<web::Data<AppState>>().expect("AppState is registered in App::build");
-    let Some(expected) = state.settings.http.admin_token.as_ref() else {
+    if state.settings.http.admin_token.is_none() {
         return Err(ApiError::Forbidden);
-    };
-    let given = req
-        .headers()
+    }
+    let given = bearer(req).ok_or(ApiError::Unauthorized)?;
+    if token_matches(state, given.as_bytes()) { Ok(Admin) } else { Err(ApiError::Unauthorized) }
+}
+
+fn bearer(req: &HttpRequest) -> Option<&str> {
+    req.headers()
         .get(actix_web::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(bearer_token)
-        .ok_or(ApiError::Unauthorized)?;
-    if bool::from(given.trim().as_bytes().ct_eq(expected.expose_secret().as_bytes())) {
-        Ok(Admin)
-    } else {
-        Err(ApiError::Unauthorized)
+        .map(str::trim)
+}
+
+/// Constant-time comparison with the configured token; none configured: never.
+pub fn token_matches(state: &AppState, given: &[u8]) -> bool {
+    state.settings.http.admin_token.as_ref().is_some_and(|t| bool::from(given.ct_eq(t.expose_secret().as_bytes())))
+}
+
+/// For the `/admin` page only: the bearer token, or the login cookie.
+pub fn page_allowed(req: &HttpRequest, state: &AppState) -> bool {
+    if let Some(given) = bearer(req) {
+        return token_matches(state, given.as_bytes());
     }
+    cookie(req, PAGE_COOKIE).and_then(|v| hex::decode(v).ok()).is_some_and(|given| token_matches(state, &given))
+}
+
+/// One cookie's value from the `Cookie` header(s).
+fn cookie<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
+    req.headers()
+        .get_all(actix_web::http::header::COOKIE)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find_map(|(k, v)| (k == name).then_some(v))
 }
 
 /// The token of `Bearer <token>`; the scheme is case-insensitive (RFC 9110 §11.1).

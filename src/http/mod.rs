@@ -2,12 +2,14 @@
 
 mod admin;
 mod admin_auth;
+mod admin_page;
 mod connections;
 mod deliveries;
 mod errors;
 mod fallback;
 mod health;
 mod metrics;
+mod request_id;
 mod state;
 mod users;
 
@@ -16,6 +18,7 @@ pub use connections::{
 };
 pub use errors::ApiError;
 pub use fallback::{json_config, json_errors, path_config, query_config};
+pub use request_id::request_id;
 pub use state::AppState;
 
 use actix_web::web;
@@ -32,6 +35,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(readable("/healthz", health::healthz))
         .service(readable("/readyz", health::readyz))
         .service(readable("/metrics", metrics::metrics))
+        .service(readable("/admin", admin_page::page))
+        .service(web::resource("/admin/login").post(admin_page::login))
+        .service(web::resource("/admin/logout").post(admin_page::logout))
         .service(readable("/admin/health", health::admin_health))
         .service(web::resource("/admin/reconcile").post(admin::start_reconcile))
         .service(readable("/admin/runs", admin::runs))

@@ -111,6 +111,8 @@ pub trait InboxStore: Send + Sync {
     /// counted from zero. False when it is not parked (or unknown).
     async fn retry_delivery(&self, id: &DeliveryId, now: DateTime<Utc>) -> StoreResult<bool>;
     async fn inbox_stats(&self) -> StoreResult<InboxStats>;
+    /// Up to `limit` parked (failed) deliveries, most recently received first.
+    async fn parked_deliveries(&self, limit: i64) -> StoreResult<Vec<DeliveryRecord>>;
     /// Deletes up to `limit` finished (done or ignored) deliveries completed before `before`.
     /// Parked ones stay until an operator looks at them.
     async fn prune_deliveries(&self, before: DateTime<Utc>, limit: i64) -> StoreResult<u64>;
@@ -179,6 +181,8 @@ pub trait UserStore: Send + Sync {
     /// Disconnect: the row and the stored profile are gone.
     async fn erase_user(&self, id: GitHubUserId) -> StoreResult<bool>;
     async fn user_counts(&self) -> StoreResult<Vec<(String, i64)>>;
+    /// The stalest stored profile: the earliest `last_synced_at` of a user still synced.
+    async fn oldest_synced_at(&self) -> StoreResult<Option<DateTime<Utc>>>;
 }
 
 /// The sync queue and what fetching found, and the rate governor's memory.

@@ -100,6 +100,9 @@ impl<S: Store> InboxStore for Retrying<S> {
     async fn inbox_stats(&self) -> StoreResult<InboxStats> {
         self.0.inbox_stats().await
     }
+    async fn parked_deliveries(&self, limit: i64) -> StoreResult<Vec<DeliveryRecord>> {
+        self.0.parked_deliveries(limit).await
+    }
     async fn prune_deliveries(&self, before: DateTime<Utc>, limit: i64) -> StoreResult<u64> {
         retrying("prune_deliveries", || self.0.prune_deliveries(before, limit)).await
     }
@@ -186,6 +189,9 @@ impl<S: Store> UserStore for Retrying<S> {
     }
     async fn user_counts(&self) -> StoreResult<Vec<(String, i64)>> {
         self.0.user_counts().await
+    }
+    async fn oldest_synced_at(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        self.0.oldest_synced_at().await
     }
 }
 

@@ -5,6 +5,7 @@
 mod helpers;
 
 mod admin;
+mod admin_page;
 mod attack;
 mod bounded;
 mod clock_skew;
@@ -16,6 +17,7 @@ mod graphql_refused;
 mod inbox;
 mod installations;
 mod lifecycle;
+mod logs;
 mod manifest;
 mod outage;
 mod pass_outcomes;

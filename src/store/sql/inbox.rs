@@ -195,6 +195,29 @@ where
         Ok(stats)
     }
 
+    async fn parked_deliveries(&self, limit: i64) -> StoreResult<Vec<DeliveryRecord>> {
+        let rows = sqlx::query(
+            "SELECT delivery_id, event, action, state, attempts, last_error FROM webhook_deliveries \
+             WHERE state = 'failed' ORDER BY received_at DESC, delivery_id LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let id: String = row.try_get("delivery_id")?;
+                Ok(DeliveryRecord {
+                    id: DeliveryId::parse(&id).map_err(|e| corrupt("delivery_id", e))?,
+                    event: row.try_get("event")?,
+                    action: row.try_get("action")?,
+                    state: DeliveryState::parse(&row.try_get::<String, _>("state")?),
+                    attempts: row.try_get("attempts")?,
+                    last_error: row.try_get("last_error")?,
+                })
+            })
+            .collect()
+    }
+
     async fn prune_deliveries(&self, before: DateTime<Utc>, limit: i64) -> StoreResult<u64> {
         let done = sqlx::query(
             "DELETE FROM webhook_deliveries WHERE delivery_id IN (SELECT delivery_id FROM webhook_deliveries \

@@ -212,4 +212,13 @@ where
             .await?;
         rows.iter().map(|row| Ok((row.try_get("status")?, row.try_get("n")?))).collect()
     }
+
+    async fn oldest_synced_at(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        let row = sqlx::query(
+            "SELECT MIN(last_synced_at) AS oldest FROM users WHERE status = 'active' AND last_synced_at IS NOT NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("oldest")?)
+    }
 }

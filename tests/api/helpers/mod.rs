@@ -1,8 +1,10 @@
 //! `spawn_app(backend)`: a new world per test — a fresh database, a fake
 //! GitHub on port 0, and the real `App` on port 0.
 
+mod browser;
 mod db;
 
+pub use browser::{Chromium, target_dir};
 pub use db::{Backend, TestDb};
 
 use chrono::Utc;
