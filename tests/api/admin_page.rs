@@ -147,7 +147,6 @@ both_backends! {
         assert!(cells[4].ends_with(" s"), "a duration: {pass}");
         assert_eq!(cells[5], run.counts.fetched.to_string(), "users checked: {pass}");
         assert_eq!(cells[8], run.counts.points_core.to_string(), "core points: {pass}");
-        assert!(run.counts.fetched > 0, "the pass checked someone");
         assert!(dom.contains("Users per pass") && dom.contains("Rate-limit points per pass"));
         assert!(dom.matches("<svg").count() == 2 && dom.matches("<rect").count() >= 5, "two charts with bars:\n{dom}");
         assert_eq!(row(&dom, "inbox", "Parked"), "Parked|1");
