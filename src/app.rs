@@ -110,6 +110,7 @@ impl App {
         });
         let shared = state.clone();
         let open_files = http::raise_open_file_limit();
+        crate::webhook::return_body_buffers_to_the_os();
         let max_connections = http::max_connections_per_worker(open_files);
         tracing::info!(open_files, max_connections_per_worker = max_connections, "connection limits");
         let server = HttpServer::new(move || {

@@ -102,6 +102,19 @@ impl BodyGate {
     }
 }
 
+/// glibc serves an allocation above its mmap threshold with its own mapping, given back to the
+/// kernel on free, but it raises that threshold (up to 32 MiB) each time such a block is freed.
+/// After one attack, 20 MB bodies would then come from the heap, where freed memory stays in the
+/// process and fragments, and RSS would wander past the body budget. Pinning the threshold keeps
+/// every body buffer in a mapping of its own: memory goes back when the request ends.
+pub fn return_body_buffers_to_the_os() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; called once at start-up.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@ mod refusals;
 mod signature;
 mod writer;
 
-pub use body::BodyGate;
+pub use body::{BodyGate, return_body_buffers_to_the_os};
 pub use event::{Event, EventError, InstallationAction, parse_event};
 pub use ingest::{Ingest, MAX_BODY_BYTES, receive};
 pub use refusals::{RefusalLog, SUMMARY_PERIOD as REFUSAL_SUMMARY_PERIOD};
