@@ -170,7 +170,8 @@ impl App {
                 tasks.spawn(report("redelivery sweep", sweep.run(shutdown.clone())));
             }
             if let Some(passes) = passes {
-                let scheduler = Scheduler::new(state.store.clone(), passes, state.settings.sync.interval);
+                let scheduler =
+                    Scheduler::new(state.store.clone(), passes, state.settings.sync.interval, state.metrics.clone());
                 tasks.spawn(report("scheduler", scheduler.run(shutdown.clone())));
             }
         }

@@ -1,7 +1,7 @@
 //! The process's Prometheus metrics, in a registry of its own (not the global
 //! one) so that several apps in one test process do not share counters.
 
-use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -25,6 +25,10 @@ pub struct Metrics {
     pub rate_least_remaining: IntGaugeVec,
     /// Reconcile passes by how they ended.
     pub passes: IntCounterVec,
+    /// When this process's schedule starts its next pass (Unix seconds): at
+    /// start-up, the time it decided to start one, else the next scheduled time.
+    /// 0 until the schedule has decided (and with the schedule off).
+    pub next_pass: IntGauge,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -88,6 +92,15 @@ impl Metrics {
                 &["resource"],
             ),
             passes: counter(&registry, "ghsync_reconcile_passes_total", "Reconcile passes by result", &["result"]),
+            next_pass: {
+                let g = IntGauge::new(
+                    "ghsync_reconcile_next_pass_timestamp_seconds",
+                    "When this process's schedule starts its next pass (Unix seconds)",
+                )
+                .expect("metric definitions are static and valid");
+                registry.register(Box::new(g.clone())).expect("each metric is registered once");
+                g
+            },
             registry,
         }
     }

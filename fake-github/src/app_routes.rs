@@ -94,6 +94,7 @@ pub async fn list_installations(shared: Shared, req: HttpRequest, q: Query) -> H
     if let Err(resp) = app_gate(&shared, &req, "list_installations").await {
         return resp;
     }
+    drop(shared.listing_gate.read().await);
     let (per_page, page) = paging(&q);
     let (items, total) = {
         let st = shared.lock();

@@ -48,6 +48,11 @@ pub struct FakeConfig {
     pub app_public_key_pem: String,
 }
 
+/// Held listings (see [`FakeGitHub::hold_listings`]); dropping it lets them answer.
+pub struct ListingHold {
+    _held: tokio::sync::OwnedRwLockWriteGuard<()>,
+}
+
 /// Handle to a running fake. Cheap to clone; all clones share one server.
 #[derive(Clone)]
 pub struct FakeGitHub {
@@ -73,6 +78,7 @@ impl FakeGitHub {
             http,
             state: Mutex::new(State::default()),
             handle: Mutex::new(None),
+            listing_gate: Arc::default(),
         });
         let server = server::build(shared.clone(), listener)?;
         *shared.handle.lock().unwrap_or_else(|e| e.into_inner()) = Some(server.handle());
@@ -97,6 +103,13 @@ impl FakeGitHub {
             // only waits for completion, so dropping it is fine.
             drop(handle.stop(false));
         }
+    }
+
+    /// Until the returned guard is dropped, every `GET /app/installations`
+    /// waits before it answers: a test can keep a pass in its listing while
+    /// something else happens, with no clock involved.
+    pub async fn hold_listings(&self) -> ListingHold {
+        ListingHold { _held: self.shared.listing_gate.clone().write_owned().await }
     }
 
     // --- world ---

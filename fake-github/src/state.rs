@@ -121,6 +121,9 @@ pub struct Shared {
     pub http: reqwest::Client,
     pub state: Mutex<State>,
     pub handle: Mutex<Option<ServerHandle>>,
+    /// `GET /app/installations` waits for a read of this; a test holding the
+    /// write side stops every listing where it is (`FakeGitHub::hold_listings`).
+    pub listing_gate: Arc<tokio::sync::RwLock<()>>,
 }
 
 impl Shared {

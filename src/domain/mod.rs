@@ -20,7 +20,7 @@ pub use delivery::{
 pub use ids::{DeliveryId, EventName, GitHubUserId, IdError, InstallationId, NodeId, RunId};
 pub use login::{Login, LoginError};
 pub use profile::{KeyFields, ProfileHash, RestProfile};
-pub use rate_limit::{RateLimitRecord, Resource};
+pub use rate_limit::{RateLimitRecord, RateSummary, Resource};
 pub use run::{RunCounts, RunRecord, RunStart};
 pub use status::{InstallationState, Standing, Transition, UserEvent, UserStatus};
 pub use user::{DueKind, DueUser, UserOutcome, UserRecord};

@@ -50,3 +50,15 @@ pub struct RateLimitRecord {
     pub paused_until: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
 }
+
+/// Per resource, every installation's budget at once (what `/metrics` shows).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateSummary {
+    pub resource: Resource,
+    /// Budgets known.
+    pub tracked: i64,
+    /// Of those, in a secondary-limit pause.
+    pub paused: i64,
+    /// `None` when no budget of this resource is known.
+    pub least_remaining: Option<i64>,
+}

@@ -19,9 +19,11 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const API_VERSION: &str = "2022-11-28";
 const USER_AGENT: &str = concat!("ghsync/", env!("CARGO_PKG_VERSION"));
 
-/// A raw answer: status, headers, body.
+/// A raw answer: status, headers, body, and the call it answers.
 #[derive(Debug)]
 pub struct Answer {
+    /// `METHOD /path?query`, for error messages (see [`call_label`]).
+    pub call: String,
     pub status: u16,
     pub headers: HeaderMap,
     pub body: Bytes,
@@ -57,6 +59,11 @@ impl Answer {
         format!("HTTP {} with no message", self.status)
     }
 
+    /// The body as JSON of type `T`; an error names the call.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, GitHubError> {
+        serde_json::from_slice(&self.body).map_err(|e| GitHubError::Decode(format!("{}: {e}", self.call)))
+    }
+
     /// What this answer tells the rate governor.
     pub fn observation(&self) -> Observation {
         let secondary =
@@ -80,8 +87,8 @@ impl Answer {
     pub fn classify(self) -> Result<Answer, GitHubError> {
         match self.status {
             200..=299 | 304 => Ok(self),
-            401 => Err(GitHubError::Unauthorized),
-            404 => Err(GitHubError::NotFound),
+            401 => Err(GitHubError::Unauthorized { message: self.message(), call: self.call }),
+            404 => Err(GitHubError::NotFound { call: self.call }),
             403 | 429 => {
                 let obs = self.observation();
                 if obs.remaining == Some(0) && !obs.secondary {
@@ -90,11 +97,11 @@ impl Answer {
                 } else if obs.secondary || obs.retry_after.is_some() {
                     Err(GitHubError::SecondaryLimit { retry_after: obs.retry_after })
                 } else {
-                    Err(GitHubError::Forbidden(self.message()))
+                    Err(GitHubError::Forbidden { message: self.message(), call: self.call })
                 }
             }
-            500..=599 => Err(GitHubError::Server { status: self.status, message: self.message() }),
-            status => Err(GitHubError::Unexpected { status, message: self.message() }),
+            500..=599 => Err(GitHubError::Server { message: self.message(), status: self.status, call: self.call }),
+            status => Err(GitHubError::Unexpected { message: self.message(), status, call: self.call }),
         }
     }
 }
@@ -137,18 +144,37 @@ impl Transport {
         if body.is_some() {
             builder = builder.header(http::header::CONTENT_TYPE, "application/json");
         }
-        let request = builder
-            .body(String::from_utf8(body.unwrap_or_default()).unwrap_or_default())
-            .map_err(|e| GitHubError::Transport(e.to_string()))?;
+        let call = call_label(builder.method_ref(), url);
+        let failed = |e: &dyn std::fmt::Display| GitHubError::Transport(format!("{call}: {e}"));
+        let request =
+            builder.body(String::from_utf8(body.unwrap_or_default()).unwrap_or_default()).map_err(|e| failed(&e))?;
         let exchange = async {
-            let response = self.octocrab.execute(request).await.map_err(|e| GitHubError::Transport(e.to_string()))?;
+            let response = self.octocrab.execute(request).await.map_err(|e| failed(&e))?;
             let (parts, body) = response.into_parts();
-            let body = body.collect().await.map_err(|e| GitHubError::Transport(e.to_string()))?.to_bytes();
-            Ok(Answer { status: parts.status.as_u16(), headers: parts.headers, body })
+            let body = body.collect().await.map_err(|e| failed(&e))?.to_bytes();
+            Ok(Answer { call: call.clone(), status: parts.status.as_u16(), headers: parts.headers, body })
         };
         tokio::time::timeout(REQUEST_TIMEOUT, exchange)
             .await
-            .unwrap_or_else(|_| Err(GitHubError::Transport(format!("no answer within {REQUEST_TIMEOUT:?}"))))
+            .unwrap_or_else(|_| Err(failed(&format!("no answer within {REQUEST_TIMEOUT:?}"))))
+    }
+}
+
+/// `METHOD /path?query` of a request, for messages: no host (it is the
+/// configured one), and the one-time code of a manifest conversion (a
+/// credential) left out.
+pub fn call_label(method: Option<&Method>, url: &str) -> String {
+    let method = method.map_or("?", Method::as_str);
+    let Ok(url) = url::Url::parse(url) else { return format!("{method} <unparsable url>") };
+    let mut path = url.path().to_owned();
+    if let Some(i) = path.find("/app-manifests/") {
+        let rest = &path[i + "/app-manifests/".len()..];
+        let tail = rest.find('/').map_or("", |j| &rest[j..]).to_owned();
+        path = format!("{}/app-manifests/{{code}}{tail}", &path[..i]);
+    }
+    match url.query() {
+        Some(q) => format!("{method} {path}?{q}"),
+        None => format!("{method} {path}"),
     }
 }
 
@@ -178,7 +204,7 @@ mod tests {
         for (k, v) in headers {
             map.insert(*k, v.parse().unwrap());
         }
-        Answer { status, headers: map, body: Bytes::from(body.to_owned()) }
+        Answer { call: "GET /user/42".into(), status, headers: map, body: Bytes::from(body.to_owned()) }
     }
 
     #[test]
@@ -202,7 +228,9 @@ mod tests {
         let b = answer(429, &[("retry-after", "7")], "{}");
         assert!(matches!(b.classify(), Err(GitHubError::SecondaryLimit { retry_after: Some(d) }) if d.as_secs() == 7));
         let c = answer(403, &[], r#"{"message":"Resource not accessible by integration"}"#);
-        assert!(matches!(c.classify(), Err(GitHubError::Forbidden(m)) if m.contains("not accessible")));
+        assert!(
+            matches!(c.classify(), Err(GitHubError::Forbidden { message, .. }) if message.contains("not accessible"))
+        );
     }
 
     #[test]
@@ -216,7 +244,22 @@ mod tests {
         assert_eq!(answer(502, &[], "").message(), "HTTP 502 with no message");
         assert_eq!(answer(502, &[], "<html>Bad gateway</html>").message(), "<html>Bad gateway</html>");
         let e = answer(500, &[], r#"{"message":"Server Error"}"#).classify().unwrap_err();
-        assert_eq!(e.to_string(), "GitHub answered 500: Server Error");
+        assert_eq!(e.to_string(), "GET /user/42: GitHub answered 500: Server Error");
+        let e = answer(404, &[], r#"{"message":"Not Found"}"#).classify().unwrap_err();
+        assert_eq!(e.to_string(), "GET /user/42: not found on GitHub (404)");
+    }
+
+    #[test]
+    fn a_call_is_named_by_method_and_path_without_the_host_or_a_manifest_code() {
+        let get = Some(&Method::GET);
+        assert_eq!(call_label(get, "https://ghe.example/api/v3/user/42"), "GET /api/v3/user/42");
+        assert_eq!(
+            call_label(get, "http://127.0.0.1:1/app/installations?per_page=100&page=3"),
+            "GET /app/installations?per_page=100&page=3"
+        );
+        let post = Some(&Method::POST);
+        let conversion = call_label(post, "https://api.github.com/app-manifests/s3cr3tcode/conversions");
+        assert_eq!(conversion, "POST /app-manifests/{code}/conversions");
     }
 
     #[test]

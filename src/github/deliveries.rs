@@ -40,7 +40,7 @@ impl GitHub {
         }
         let answer = self.app_call(Method::GET, &path, None).await?;
         let next = next_cursor(&answer.headers);
-        let items = serde_json::from_slice(&answer.body).map_err(|e| GitHubError::Decode(e.to_string()))?;
+        let items = answer.json()?;
         Ok((items, next))
     }
 

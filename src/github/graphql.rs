@@ -160,11 +160,17 @@ fn interpret(
 /// `GITHUB_GRAPHQL_URL`, a token it will not serve) say nothing about the users.
 fn refusal(e: GitHubError) -> GitHubError {
     match e {
-        GitHubError::Unauthorized => GitHubError::GraphqlRefused("GraphQL answered 401".into()),
-        GitHubError::Forbidden(m) => GitHubError::GraphqlRefused(format!("GraphQL answered 403: {m}")),
-        GitHubError::NotFound => GitHubError::GraphqlRefused("GraphQL answered 404 (no GraphQL endpoint here)".into()),
-        GitHubError::Unexpected { status: status @ (410 | 501), message } => {
-            GitHubError::GraphqlRefused(format!("GraphQL answered {status}: {message}"))
+        GitHubError::Unauthorized { call, message } => {
+            GitHubError::GraphqlRefused(format!("{call}: GraphQL answered 401: {message}"))
+        }
+        GitHubError::Forbidden { call, message } => {
+            GitHubError::GraphqlRefused(format!("{call}: GraphQL answered 403: {message}"))
+        }
+        GitHubError::NotFound { call } => {
+            GitHubError::GraphqlRefused(format!("{call}: GraphQL answered 404 (no GraphQL endpoint here)"))
+        }
+        GitHubError::Unexpected { call, status: status @ (410 | 501), message } => {
+            GitHubError::GraphqlRefused(format!("{call}: GraphQL answered {status}: {message}"))
         }
         e => e,
     }
@@ -200,7 +206,12 @@ impl GitHub {
             // Booked and answered already; this only records that the budget is spent.
             self.inner.governor.observe(installation, Resource::Graphql, 0, Some(&obs), chrono::Utc::now());
         }
-        result
+        // What GitHub said inside a 200 names the call too.
+        result.map_err(|e| match e {
+            GitHubError::Decode(m) => GitHubError::Decode(format!("{}: {m}", answer.call)),
+            GitHubError::GraphqlRefused(m) => GitHubError::GraphqlRefused(format!("{}: {m}", answer.call)),
+            e => e,
+        })
     }
 }
 

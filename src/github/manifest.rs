@@ -30,5 +30,5 @@ pub async fn convert_manifest(api: &Url, code: &str) -> Result<NewApp, GitHubErr
     let code: String = url::form_urlencoded::byte_serialize(code.as_bytes()).collect();
     let url = format!("{}/app-manifests/{code}/conversions", api.as_str().trim_end_matches('/'));
     let answer = Transport::new()?.send(Method::POST, &url, "", None).await?.classify()?;
-    serde_json::from_slice(&answer.body).map_err(|e| GitHubError::Decode(e.to_string()))
+    answer.json()
 }

@@ -159,7 +159,7 @@ impl GitHub {
             e if e.is_transient() || e.is_rate_limit() => e,
             e => GitHubError::TokenUnavailable { installation: id.get(), reason: e.to_string() },
         })?;
-        let minted: Minted = serde_json::from_slice(&answer.body).map_err(|e| GitHubError::Decode(e.to_string()))?;
+        let minted: Minted = answer.json()?;
         let now = Utc::now();
         // `expires_at` is GitHub's time: moved into ours by the skew its `Date` shows.
         let mut expires_at = minted.expires_at + (now - clock::date_of(&answer.headers).unwrap_or(now));

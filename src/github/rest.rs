@@ -30,7 +30,7 @@ pub(super) fn retry_policy() -> ExponentialBuilder {
 }
 
 fn worth_retrying(e: &GitHubError) -> bool {
-    e.is_transient() || matches!(e, GitHubError::Unauthorized)
+    e.is_transient() || matches!(e, GitHubError::Unauthorized { .. })
 }
 
 #[derive(Deserialize)]
@@ -112,9 +112,8 @@ impl GitHub {
             self.installation_call(installation, Resource::Core, 1, priority, (Method::GET, url.clone(), None), opts)
         };
         let answer = call.retry(retry_policy()).when(worth_retrying).await?;
-        let raw: serde_json::Value =
-            serde_json::from_slice(&answer.body).map_err(|e| GitHubError::Decode(e.to_string()))?;
-        RestProfile::from_json(raw).map_err(|e| GitHubError::Decode(e.to_string()))
+        let raw: serde_json::Value = answer.json()?;
+        RestProfile::from_json(raw).map_err(|e| GitHubError::Decode(format!("{}: {e}", answer.call)))
     }
 
     async fn installations_page(&self, page: u32) -> Result<(Vec<InstallationRecord>, Option<u32>), GitHubError> {
@@ -124,8 +123,7 @@ impl GitHub {
         let call = || self.app_call(Method::GET, &path, None);
         let answer = call.retry(retry_policy()).when(|e: &GitHubError| e.is_transient()).await?;
         let last = last_page(&answer.headers);
-        let items: Vec<InstallationWire> =
-            serde_json::from_slice(&answer.body).map_err(|e| GitHubError::Decode(e.to_string()))?;
+        let items: Vec<InstallationWire> = answer.json()?;
         Ok((items.into_iter().filter_map(installation_record).collect(), last))
     }
 
@@ -136,9 +134,9 @@ impl GitHub {
         let path = format!("app/installations/{id}");
         let call = || self.app_call(Method::GET, &path, None);
         let answer = call.retry(retry_policy()).when(|e: &GitHubError| e.is_transient()).await?;
-        let wire: InstallationWire =
-            serde_json::from_slice(&answer.body).map_err(|e| GitHubError::Decode(e.to_string()))?;
-        installation_record(wire).ok_or_else(|| GitHubError::Decode(format!("installation {id} has no valid id")))
+        let wire: InstallationWire = answer.json()?;
+        installation_record(wire)
+            .ok_or_else(|| GitHubError::Decode(format!("{}: no valid installation id", answer.call)))
     }
 
     /// Walks `GET /app/installations`, every page, handing each page to `on_page`

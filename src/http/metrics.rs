@@ -18,13 +18,13 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
         m.users.with_label_values(&[&status]).set(n);
     }
     for r in figures.rate {
-        m.rate_tracked.with_label_values(&[r.resource]).set(r.tracked);
-        m.rate_paused.with_label_values(&[r.resource]).set(r.paused);
+        m.rate_tracked.with_label_values(&[r.resource.as_str()]).set(r.tracked);
+        m.rate_paused.with_label_values(&[r.resource.as_str()]).set(r.paused);
         match r.least_remaining {
-            Some(least) => m.rate_least_remaining.with_label_values(&[r.resource]).set(least),
+            Some(least) => m.rate_least_remaining.with_label_values(&[r.resource.as_str()]).set(least),
             // No budget known: no series, rather than a 0 that reads as "exhausted".
             None => {
-                m.rate_least_remaining.remove_label_values(&[r.resource]).ok();
+                m.rate_least_remaining.remove_label_values(&[r.resource.as_str()]).ok();
             }
         }
     }

@@ -19,7 +19,7 @@ use crate::config::DatabaseSettings;
 use crate::domain::{
     Account, ClaimedDelivery, DeliveryId, DeliveryRecord, DeliveryState, DueKind, DueUser, GitHubUserId, InboxStats,
     InsertOutcome, InstallationId, InstallationRecord, InstallationState, Login, NewDelivery, RateLimitRecord,
-    RunCounts, RunId, RunRecord, RunStart, Settlement, UserOutcome, UserRecord,
+    RateSummary, RunCounts, RunId, RunRecord, RunStart, Settlement, UserOutcome, UserRecord,
 };
 
 pub use postgres::PgStore;
@@ -35,13 +35,18 @@ pub enum StoreError {
     Conflict(String),
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The database refused what was written (a constraint, a value it cannot
+    /// hold): the data's fault, and writing it again will not help.
+    #[error("the database refused the data: {0}")]
+    Refused(String),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
 
 impl StoreError {
     /// The database failed (down, timed out, refused the write): our outage,
-    /// not a fault of what was being stored. `NotFound` and `Conflict` are answers.
+    /// not a fault of what was being stored. `NotFound`, `Conflict` and
+    /// `Refused` are answers about the data.
     pub fn is_ours(&self) -> bool {
         matches!(self, Self::Unavailable(_) | Self::Other(_))
     }
@@ -54,9 +59,29 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
                 StoreError::Unavailable(e.to_string())
             }
+            sqlx::Error::Database(db) if refuses_the_data(db.as_ref()) => StoreError::Refused(db.message().to_owned()),
             other => StoreError::Other(other.into()),
         }
     }
+}
+
+/// Whether the database refused a statement for the data in it, as opposed
+/// to failing (locks, connections, disk), which another try may get past.
+fn refuses_the_data(db: &dyn sqlx::error::DatabaseError) -> bool {
+    use sqlx::error::ErrorKind;
+    if !matches!(db.kind(), ErrorKind::Other) {
+        return true; // unique, foreign key, not-null or check violations
+    }
+    if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+        // Class 22, data exception: a NUL in text, a string too long, a number out of range.
+        return pg.code().starts_with("22");
+    }
+    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        // The primary result code: SQLITE_TOOBIG (18) or SQLITE_MISMATCH (20).
+        let primary = db.code().and_then(|c| c.parse::<i32>().ok()).map(|c| c & 0xff);
+        return matches!(primary, Some(18 | 20));
+    }
+    false
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -77,9 +102,15 @@ pub async fn open(settings: &DatabaseSettings) -> anyhow::Result<Arc<dyn Store>>
 /// Each method is one unit of work and runs in one transaction where it
 /// touches more than one row. Callers hold an `Arc<dyn Store>` and call any
 /// part's methods on it.
-pub trait Store: InboxStore + InstallationStore + UserStore + SyncStore + RunStore + Send + Sync + 'static {}
+pub trait Store:
+    InboxStore + InstallationStore + UserStore + SyncStore + RateLimitStore + RunStore + Send + Sync + 'static
+{
+}
 
-impl<T: InboxStore + InstallationStore + UserStore + SyncStore + RunStore + Send + Sync + 'static> Store for T {}
+impl<T> Store for T where
+    T: InboxStore + InstallationStore + UserStore + SyncStore + RateLimitStore + RunStore + Send + Sync + 'static
+{
+}
 
 /// The webhook inbox, and what the missed-delivery sweep remembers.
 #[async_trait]
@@ -211,9 +242,19 @@ pub trait SyncStore: Send + Sync {
         claimed_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
+}
 
+/// The rate governor's memory, shared by replicas and restarts. Read in
+/// bounded pieces: at 1,000,000 users this is 2,000,000 rows.
+#[async_trait]
+pub trait RateLimitStore: Send + Sync {
     async fn save_rate_limit(&self, record: &RateLimitRecord) -> StoreResult<()>;
+    /// Every budget known (a starting process loads them into its governor).
     async fn rate_limits(&self) -> StoreResult<Vec<RateLimitRecord>>;
+    /// The `n` budgets with the least left, lowest first (on an index).
+    async fn rate_limits_least(&self, n: i64) -> StoreResult<Vec<RateLimitRecord>>;
+    /// Per resource: budgets known, paused at `now`, and the least left.
+    async fn rate_limit_summary(&self, now: DateTime<Utc>) -> StoreResult<Vec<RateSummary>>;
 }
 
 /// Reconcile passes.

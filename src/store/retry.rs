@@ -220,11 +220,21 @@ impl<S: Store> SyncStore for Retrying<S> {
     ) -> StoreResult<()> {
         retrying("record_outcomes", || self.0.record_outcomes(o, claimed_at, now)).await
     }
+}
+
+#[async_trait]
+impl<S: Store> RateLimitStore for Retrying<S> {
     async fn save_rate_limit(&self, record: &RateLimitRecord) -> StoreResult<()> {
         retrying("save_rate_limit", || self.0.save_rate_limit(record)).await
     }
     async fn rate_limits(&self) -> StoreResult<Vec<RateLimitRecord>> {
         self.0.rate_limits().await
+    }
+    async fn rate_limits_least(&self, n: i64) -> StoreResult<Vec<RateLimitRecord>> {
+        self.0.rate_limits_least(n).await
+    }
+    async fn rate_limit_summary(&self, now: DateTime<Utc>) -> StoreResult<Vec<RateSummary>> {
+        self.0.rate_limit_summary(now).await
     }
 }
 

@@ -153,7 +153,7 @@ impl Reconciler {
                     profile: Box::new(profile),
                 })
             }
-            Err(GitHubError::NotFound) => Ok(UserOutcome::Gone { id: user.github_id }),
+            Err(GitHubError::NotFound { .. }) => Ok(UserOutcome::Gone { id: user.github_id }),
             Err(e) if e.is_rate_limit() => Err(e),
             Err(e) => Ok(self.failed(&user, &e, now)),
         }

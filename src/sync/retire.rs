@@ -45,7 +45,7 @@ pub async fn retire_confirmed(
                     store.upsert_installation(&record, seen_before).await?;
                     retired.kept += 1;
                 }
-                Err(GitHubError::NotFound) => {
+                Err(GitHubError::NotFound { .. }) => {
                     tracing::info!(installation_id = %id, "gone from GitHub; retired");
                     store.set_installation_state(id, InstallationState::Uninstalled, Utc::now()).await?;
                     retired.removed += 1;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::pass::PassRunner;
+use crate::metrics::Metrics;
 use crate::store::Store;
 
 /// A pass is due at start-up when none ever finished, or the last finished
@@ -57,27 +58,36 @@ pub struct Scheduler {
     store: Arc<dyn Store>,
     passes: PassRunner,
     interval: std::time::Duration,
+    metrics: Metrics,
 }
 
 impl Scheduler {
-    pub fn new(store: Arc<dyn Store>, passes: PassRunner, interval: std::time::Duration) -> Self {
-        Self { store, passes, interval }
+    pub fn new(store: Arc<dyn Store>, passes: PassRunner, interval: std::time::Duration, metrics: Metrics) -> Self {
+        Self { store, passes, interval, metrics }
     }
 
     /// Starts a pass at start-up if one is due, then on the schedule, until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let Self { store, passes, interval } = self;
+        let Self { store, passes, interval, metrics } = self;
         let last = store.last_finished_run().await?.and_then(|r| r.finished_at);
-        if pass_due_at_start(last, interval, Utc::now()) {
+        let now = Utc::now();
+        if pass_due_at_start(last, interval, now) {
             tracing::info!(last_finished = ?last, "the last pass is older than the interval: starting one");
+            metrics.next_pass.set(now.timestamp());
             passes.spawn_pass("startup", shutdown.clone());
+        } else {
+            tracing::info!(last_finished = ?last, "the last pass is recent: no pass at start-up");
+            metrics.next_pass.set(next_run_at(interval, now).timestamp());
         }
         let mut scheduler = AsyncScheduler::with_tz(chrono::Utc);
         {
             let (passes, shutdown) = (passes.clone(), shutdown.clone());
             scheduler.every(clokwerk_interval(interval)).run(move || {
-                let (passes, shutdown) = (passes.clone(), shutdown.clone());
-                async move { passes.spawn_pass("schedule", shutdown) }
+                let (passes, shutdown, next) = (passes.clone(), shutdown.clone(), metrics.next_pass.clone());
+                async move {
+                    passes.spawn_pass("schedule", shutdown);
+                    next.set(next_run_at(interval, Utc::now()).timestamp());
+                }
             });
         }
         loop {

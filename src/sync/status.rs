@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use super::pass::PassRunner;
 use super::schedule::next_run_at;
-use crate::domain::{InboxStats, RateLimitRecord, Resource, RunId, RunRecord, UserStatus};
+use crate::domain::{InboxStats, RateLimitRecord, RateSummary, Resource, RunId, RunRecord, UserStatus};
 use crate::github::GitHub;
 use crate::store::{Store, StoreResult};
 
@@ -22,16 +22,6 @@ pub const RATE_LIMITS_SHOWN: usize = 50;
 /// every scrape (every 15 s by default) would be the database's busiest query.
 const SCRAPE_CACHE: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Per resource, what `/metrics` says about every installation's budget at once.
-#[derive(Debug, Clone, Default)]
-pub struct RateSummary {
-    pub resource: &'static str,
-    pub tracked: i64,
-    pub paused: i64,
-    /// `None` when no budget of this resource is known.
-    pub least_remaining: Option<i64>,
-}
-
 /// The aggregates `/metrics` shows; bounded whatever the number of users.
 #[derive(Debug, Clone, Default)]
 pub struct ScrapeFigures {
@@ -39,19 +29,39 @@ pub struct ScrapeFigures {
     pub rate: Vec<RateSummary>,
 }
 
-fn summarize(limits: &[RateLimitRecord], now: DateTime<Utc>) -> Vec<RateSummary> {
+/// The database's aggregates (every replica's saved knowledge), and this
+/// process's live figures where they say more: its governor saves as it goes,
+/// so the two differ only by what it learnt in the last moments.
+fn summarize(saved: &[RateSummary], live: &[RateLimitRecord], now: DateTime<Utc>) -> Vec<RateSummary> {
     [Resource::Core, Resource::Graphql]
         .into_iter()
         .map(|resource| {
-            let of: Vec<&RateLimitRecord> = limits.iter().filter(|r| r.resource == resource).collect();
+            let saved = saved.iter().find(|s| s.resource == resource);
+            let live: Vec<&RateLimitRecord> = live.iter().filter(|r| r.resource == resource).collect();
+            let live_paused = live.iter().filter(|r| r.paused_until.is_some_and(|t| t > now)).count() as i64;
+            let least = [saved.and_then(|s| s.least_remaining), live.iter().map(|r| r.remaining).min()];
             RateSummary {
-                resource: resource.as_str(),
-                tracked: of.len() as i64,
-                paused: of.iter().filter(|r| r.paused_until.is_some_and(|t| t > now)).count() as i64,
-                least_remaining: of.iter().map(|r| r.remaining).min(),
+                resource,
+                tracked: saved.map_or(0, |s| s.tracked).max(live.len() as i64),
+                paused: saved.map_or(0, |s| s.paused).max(live_paused),
+                least_remaining: least.into_iter().flatten().min(),
             }
         })
         .collect()
+}
+
+/// The `n` budgets with the least left: the database's least (with some
+/// slack, as this process may know some of them to be higher now) overlaid
+/// with what this process knows, lowest first.
+fn least_of(saved: Vec<RateLimitRecord>, live: Vec<RateLimitRecord>, n: usize) -> Vec<RateLimitRecord> {
+    let mut merged: BTreeMap<(i64, Resource), RateLimitRecord> = BTreeMap::new();
+    for r in saved.into_iter().chain(live) {
+        merged.insert((r.installation_id.get(), r.resource), r);
+    }
+    let mut least: Vec<RateLimitRecord> = merged.into_values().collect();
+    least.sort_by_key(|r| (r.remaining, r.installation_id, r.resource));
+    least.truncate(n);
+    least
 }
 
 /// The health page's figures; `http` renders them.
@@ -75,7 +85,7 @@ pub struct HealthReport {
     /// The `RATE_LIMITS_SHOWN` with the least left, lowest first…
     pub rate_limits: Vec<RateLimitRecord>,
     /// …out of this many (installation, resource) budgets known.
-    pub rate_limits_tracked: usize,
+    pub rate_limits_tracked: i64,
     /// Our clock against GitHub's `Date`, when minutes apart.
     pub clock_skew: Option<crate::github::ClockSkew>,
 }
@@ -108,26 +118,18 @@ impl StatusService {
             tracing::trace!(age_ms = at.elapsed().as_millis() as u64, "metrics from cache");
             return Ok(figures);
         }
+        let now = Utc::now();
         let figures = ScrapeFigures {
             users: self.store.user_counts().await?,
-            rate: summarize(&self.rate_limits().await?, Utc::now()),
+            rate: summarize(&self.store.rate_limit_summary(now).await?, &self.live_rate_limits(now), now),
         };
         *self.scrape_cache.lock().expect("scrape cache poisoned") = Some((Instant::now(), figures.clone()));
         Ok(figures)
     }
 
-    /// Per installation and resource, the freshest figures we have.
-    pub async fn rate_limits(&self) -> StoreResult<Vec<RateLimitRecord>> {
-        let mut merged: BTreeMap<(i64, Resource), RateLimitRecord> = BTreeMap::new();
-        for r in self.store.rate_limits().await? {
-            merged.insert((r.installation_id.get(), r.resource), r);
-        }
-        if let Some(github) = &self.github {
-            for r in github.governor().snapshot(Utc::now()) {
-                merged.insert((r.installation_id.get(), r.resource), r);
-            }
-        }
-        Ok(merged.into_values().collect())
+    /// What this process's governor knows now (idle installations evicted).
+    fn live_rate_limits(&self, now: DateTime<Utc>) -> Vec<RateLimitRecord> {
+        self.github.as_ref().map(|g| g.governor().snapshot(now)).unwrap_or_default()
     }
 
     pub async fn health(&self) -> StoreResult<Health> {
@@ -141,10 +143,11 @@ impl StatusService {
         users.extend(self.store.user_counts().await?);
         let last_run = self.store.runs(1).await?.into_iter().next();
         let running_run_id = self.store.running_run().await?;
-        let mut rate_limits = self.rate_limits().await?;
-        let rate_limits_tracked = rate_limits.len();
-        rate_limits.sort_by_key(|r| (r.remaining, r.installation_id, r.resource));
-        rate_limits.truncate(RATE_LIMITS_SHOWN);
+        let live = self.live_rate_limits(now);
+        let rate_limits_tracked =
+            summarize(&self.store.rate_limit_summary(now).await?, &live, now).iter().map(|s| s.tracked).sum::<i64>();
+        let saved = self.store.rate_limits_least(2 * RATE_LIMITS_SHOWN as i64).await?;
+        let rate_limits = least_of(saved, live, RATE_LIMITS_SHOWN);
         // Passes stopped finishing: two intervals without one means something is stuck.
         let last_finished_at = self.store.last_finished_run().await?.and_then(|r| r.finished_at);
         let interval = chrono::Duration::from_std(self.interval).unwrap_or(chrono::Duration::MAX);

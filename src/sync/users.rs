@@ -97,7 +97,7 @@ impl UserService {
     pub(super) async fn resolve(&self, login: &Login) -> Result<RestProfile, UserError> {
         match self.reconciler()?.fetch_by_login(login).await {
             Ok(profile) => Ok(profile),
-            Err(GitHubError::NotFound) => Err(UserError::NoSuchGitHubUser),
+            Err(GitHubError::NotFound { .. }) => Err(UserError::NoSuchGitHubUser),
             Err(e) => {
                 Err(UserError::Unresolved { login: login.clone(), reason: e.to_string(), retry_after: retry_after(&e) })
             }

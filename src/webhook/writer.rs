@@ -63,6 +63,14 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<(NewDelivery, Reply)>
                     let _ = reply.send(Ok(outcome));
                 }
             }
+            // One delivery the database will not hold must not fail the others of its group.
+            Err(StoreError::Refused(_)) if deliveries.len() > 1 => {
+                for (delivery, reply) in deliveries.iter().zip(replies) {
+                    let outcome = store.insert_deliveries(std::slice::from_ref(delivery)).await;
+                    let one = outcome.and_then(|o| o.into_iter().next().ok_or(StoreError::NotFound));
+                    let _ = reply.send(one);
+                }
+            }
             Err(e) => {
                 tracing::error!(error.message = %e, count = deliveries.len(), "cannot commit webhook deliveries");
                 let message = e.to_string();

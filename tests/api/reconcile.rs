@@ -76,13 +76,9 @@ async fn runs(app: &TestApp) -> Vec<Value> {
     body["runs"].as_array().cloned().unwrap_or_default()
 }
 
-/// Checks `holds` repeatedly for `period`: a bounded poll for something that must not happen.
-async fn holds_for(what: &str, period: Duration, mut holds: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + period;
-    while tokio::time::Instant::now() < deadline {
-        assert!(holds().await, "{what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// The value of one unlabelled series in a `/metrics` text.
+fn metric(text: &str, series: &str) -> Option<i64> {
+    text.lines().find_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok()).map(|v| v as i64)
 }
 
 fn no_violations(app: &TestApp) {
@@ -305,12 +301,14 @@ both_backends! {
     async fn the_scheduler_starts_no_pass_at_start_when_the_last_one_is_fresh(backend: Backend) {
         let db = db_with_finished_run(backend, ChronoDuration::minutes(5)).await;
         let app = spawn_app_on(db, scheduled()).await;
-        eventually("the app to answer", PATIENCE, || async {
-            (app.get_json("/admin/health").await.0 == 200).then_some(())
+        // The schedule says what it decided: when its next pass starts.
+        let next = eventually("the schedule to decide", PATIENCE, || async {
+            let text = app.client.get(format!("{}/metrics", app.address)).send().await.ok()?.text().await.ok()?;
+            metric(&text, "ghsync_reconcile_next_pass_timestamp_seconds").filter(|at| *at > 0)
         })
         .await;
-        // The stale cases above see their start-up pass within a few hundred ms; give this one seconds.
-        holds_for("no start-up pass after a fresh one", Duration::from_secs(2), async || runs(&app).await.len() == 1).await;
+        assert!(next > Utc::now().timestamp() + 60, "the next pass is the scheduled one, not one now: {next}");
+        assert_eq!(runs(&app).await.len(), 1, "no start-up pass after a fresh one");
         assert_eq!(app.store().running_run().await.unwrap(), None);
     }
 
@@ -340,16 +338,43 @@ both_backends! {
         assert_ne!(next.json::<Value>().await.unwrap()["run_id"], run_id);
     }
 
-    async fn two_passes_started_at_once_are_one_pass_that_both_drain(backend: Backend) {
-        let app = spawn_app(backend).await;
+    async fn a_pass_started_while_another_lists_installations_joins_it_and_drains_the_due_users(backend: Backend) {
+        // Arrange: ten known users, all stale again.
+        let app = spawn_app_with(backend, stale_quickly()).await;
         let ids = seed(&app, 951..=960);
-        app.github.set_faults(Faults { latency: Duration::from_millis(150), ..Faults::default() });
-        let (a, b) = tokio::join!(app.run_pass(), app.run_pass());
-        assert_eq!(a.run_id, b.run_id, "one pass");
-        assert!(a.joined != b.joined, "exactly one joined the other: {a:?} {b:?}");
-        assert_eq!(app.store().runs(10).await.unwrap().len(), 1);
+        app.run_pass().await;
         all_fetched(&app, &ids).await;
-        assert_eq!(app.github.stats().rest_user_fetches, 10, "no user was fetched twice");
+        wait_until_due(&app, 10).await;
+        app.github.reset_stats();
+
+        // Act: the starter is held in its installations listing (no clock: the fake waits
+        // for the test); a second pass started meanwhile joins it and drains.
+        let hold = app.github.hold_listings().await;
+        let store = app.store().clone();
+        let (starter, joiner) = tokio::join!(app.run_pass(), async {
+            eventually("the first pass to be running", PATIENCE, || {
+                let store = store.clone();
+                async move { store.runs(5).await.ok()?.iter().any(|r| r.state == "running").then_some(()) }
+            })
+            .await;
+            let joined = app.run_pass().await;
+            drop(hold);
+            joined
+        });
+
+        // Assert: one pass; the joiner checked every user while the starter listed, so the
+        // starter found nobody left; nobody was read twice.
+        assert_eq!(starter.run_id, joiner.run_id, "one pass");
+        assert!(!starter.joined && joiner.joined, "{starter:?} {joiner:?}");
+        let checked = |c: &ghsync::domain::RunCounts| c.fetched + c.unchanged;
+        assert_eq!(checked(&joiner.counts), 10, "the joiner drained every due user: {joiner:?}");
+        assert_eq!(checked(&starter.counts), 0, "nothing was left for the starter: {starter:?}");
+        let runs = app.store().runs(10).await.unwrap();
+        assert_eq!(runs.len(), 2, "{runs:?}");
+        assert!(runs.iter().all(|r| r.state == "finished"), "{runs:?}");
+        assert_eq!(app.github.stats().rest_user_fetches, 0, "unchanged users are checked, not read whole");
+        assert!(app.github.stats().points_graphql >= 1, "they were checked over GraphQL");
+        no_violations(&app);
     }
 
     async fn when_graphql_is_refused_a_pass_checks_known_users_over_rest_and_says_so(backend: Backend) {

@@ -88,6 +88,27 @@ both_backends! {
         assert_eq!(claim_ids(&store, ALL, 10, after).await, vec![11, 12, 13]);
     }
 
+    async fn a_delivery_the_database_cannot_hold_is_refused_as_the_datas_fault_not_an_outage(backend: Backend) {
+        let (_db, store) = store_for(backend).await;
+        // A NUL in text: PostgreSQL's text type cannot hold it (SQLite's can).
+        let delivery = NewDelivery {
+            id: DeliveryId::parse(&uuid::Uuid::new_v4().to_string()).unwrap(),
+            event: EventName::parse("push").unwrap(),
+            action: None,
+            payload: "{\"x\": \"\u{0}\"}".into(),
+            received_at: t0(),
+        };
+        let outcome = store.insert_deliveries(std::slice::from_ref(&delivery)).await;
+        match backend {
+            Backend::Postgres => {
+                let e = outcome.expect_err("PostgreSQL refuses a NUL in text");
+                assert!(matches!(e, ghsync::store::StoreError::Refused(_)), "{e:?}");
+                assert!(!e.is_ours(), "the data's fault: worth no retry");
+            }
+            Backend::Sqlite => assert!(outcome.is_ok(), "{outcome:?}"),
+        }
+    }
+
     async fn claimed_deliveries_are_not_claimed_twice(backend: Backend) {
         let (_db, store) = store_for(backend).await;
         let t0 = t0();

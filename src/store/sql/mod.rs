@@ -14,6 +14,7 @@
 
 mod inbox;
 mod installations;
+mod rate_limits;
 mod register;
 mod rows;
 mod runs;

@@ -5,12 +5,8 @@ use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Encode, Executor, IntoArguments, Row as _, Type};
 
-use super::rows::corrupt;
 use super::{Backend, DUE_USER_COLUMNS, SqlStore};
-use crate::domain::{
-    DueKind, DueUser, InstallationId, ProfileHash, RateLimitRecord, Resource, RestProfile, Transition, UserEvent,
-    UserOutcome,
-};
+use crate::domain::{DueKind, DueUser, ProfileHash, RestProfile, Transition, UserEvent, UserOutcome};
 use crate::store::{StoreResult, SyncStore};
 
 impl<DB> SqlStore<DB>
@@ -240,50 +236,5 @@ where
         }
         tx.commit().await?;
         Ok(())
-    }
-
-    async fn save_rate_limit(&self, r: &RateLimitRecord) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO rate_limits (installation_id, resource, \"limit\", remaining, reset_at, paused_until, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (installation_id, resource) DO UPDATE SET \
-             \"limit\" = excluded.\"limit\", remaining = excluded.remaining, reset_at = excluded.reset_at, \
-             paused_until = excluded.paused_until, updated_at = excluded.updated_at",
-        )
-        .bind(r.installation_id.get())
-        .bind(r.resource.as_str())
-        .bind(r.limit)
-        .bind(r.remaining)
-        .bind(r.reset_at)
-        .bind(r.paused_until)
-        .bind(r.updated_at)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
-    }
-
-    async fn rate_limits(&self) -> StoreResult<Vec<RateLimitRecord>> {
-        let rows = sqlx::query(
-            "SELECT installation_id, resource, \"limit\", remaining, reset_at, paused_until, updated_at \
-             FROM rate_limits ORDER BY installation_id, resource",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        // A resource this version does not know (written by a newer one) is skipped, not an error.
-        rows.iter()
-            .filter(|row| row.try_get::<String, _>("resource").is_ok_and(|r| Resource::parse(&r).is_some()))
-            .map(|row| {
-                Ok(RateLimitRecord {
-                    installation_id: InstallationId::new(row.try_get("installation_id")?)
-                        .map_err(|e| corrupt("installation id", e))?,
-                    resource: Resource::parse(&row.try_get::<String, _>("resource")?)
-                        .ok_or_else(|| corrupt("resource", "unknown"))?,
-                    limit: row.try_get("limit")?,
-                    remaining: row.try_get("remaining")?,
-                    reset_at: row.try_get("reset_at")?,
-                    paused_until: row.try_get("paused_until")?,
-                    updated_at: row.try_get("updated_at")?,
-                })
-            })
-            .collect()
     }
 }
