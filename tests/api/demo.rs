@@ -55,7 +55,10 @@ async fn a_demo_in_a_production_directory_leaves_its_database_untouched() {
 
     // Assert
     assert!(status.success(), "demo failed ({status}):\n{said}");
-    assert!(said.contains("1. 12 users installed the App"), "the demo synced its own users:\n{said}");
+    assert!(
+        said.contains("1. 12 users installed the App: 12 webhooks answered 202"),
+        "the demo synced its own users:\n{said}"
+    );
     assert!(dir.path().join("ghsync-demo.db").exists(), "the demo used its own file:\n{said}");
     assert_eq!(std::fs::read(&real_db).unwrap(), REAL_DATA, "the .env database was touched");
     assert!(!env_db.exists(), "the DATABASE_URL database was created");
@@ -114,10 +117,12 @@ async fn the_demo_tells_the_story_its_store_holds() {
     let store = ghsync::store::open(&settings).await.unwrap();
     let run = store.run(ghsync::domain::RunId::new(run_id).unwrap()).await.unwrap().expect("the printed pass");
     assert_eq!(run.state, "finished");
-    assert_eq!(number_before(pass, "checked"), run.counts.fetched, "{pass}");
+    assert_eq!(number_before(pass, "checked"), run.counts.users_due, "{pass}");
     assert_eq!(number_before(pass, "changed"), run.counts.changed, "{pass}");
-    assert_eq!(run.counts.changed, edited, "the pass found exactly the edited bios: {pass}");
-    assert_eq!(run.counts.fetched, 32 - 3, "every active user checked (not the uninstalled, revoked, opted out)");
+    assert_eq!(number_before(pass, "unchanged"), run.counts.unchanged, "{pass}");
+    assert_eq!(run.counts.users_due, 32 - 3, "every active user checked (not the uninstalled, revoked, opted out)");
+    // The edited bios, and the renamed user: GitHub stamps `updated_at` at a rename, which its webhook does not carry.
+    assert_eq!(run.counts.changed, edited + 1, "the pass found exactly the edited bios and the rename: {pass}");
     for id in [1012, 1022, 1032] {
         let user = store.user_by_id(ghsync::domain::GitHubUserId::new(id).unwrap()).await.unwrap().unwrap();
         assert_eq!(
@@ -128,7 +133,12 @@ async fn the_demo_tells_the_story_its_store_holds() {
     }
     let renamed = ghsync::domain::Login::parse("user1003-renamed").unwrap();
     assert!(said.contains("user1003 was renamed user1003-renamed"), "{said}");
-    assert_eq!(store.user_by_login(&renamed).await.unwrap().map(|u| u.github_id.get()), Some(1003));
+    let renamed = store.user_by_login(&renamed).await.unwrap().expect("the new login is stored");
+    assert_eq!(renamed.github_id.get(), 1003);
+    assert!(
+        renamed.github_updated_at.unwrap() > run.started_at - chrono::Duration::minutes(5),
+        "stamped at the rename"
+    );
     let mut by_status = store.user_counts().await.unwrap();
     by_status.sort();
     let expected: Vec<String> =

@@ -132,8 +132,16 @@ pub async fn tell(fake: &FakeGitHub, state: &AppState, users: usize) -> anyhow::
     let report = passes.run_pass_of("demo", PassScope::Everyone, &state.shutdown).await?;
     let c = &report.counts;
     println!(
-        "4. pass {} (every active user): {} checked, {} changed, {} unchanged, {} failed; points: core {}, graphql {}.",
-        report.run_id, c.fetched, c.changed, c.unchanged, c.failed, c.points_core, c.points_graphql
+        "4. pass {} (every active user): {} checked, {} changed, {} unchanged, {} failed; points: core {}, graphql {}. \
+         The changed: the {} edited bios no webhook told of, and {new_login}, whose profile GitHub stamped at the rename.",
+        report.run_id,
+        c.users_due,
+        c.changed,
+        c.unchanged,
+        c.failed,
+        c.points_core,
+        c.points_graphql,
+        editors.len()
     );
 
     // 5. Where everyone stands.
@@ -168,13 +176,16 @@ async fn no_pass_running(state: &AppState) -> anyhow::Result<bool> {
     Ok(ran && matches!(state.status.health().await?, Health::Up(h) if h.running_run_id.is_none()))
 }
 
-/// "202 ×50" (or each status with its count).
+/// "202" when every answer was, else each status with its count ("202 ×48, 503 ×2").
 fn statuses(answers: &[u16]) -> String {
     let mut by = BTreeMap::new();
     for s in answers {
         *by.entry(s).or_insert(0) += 1;
     }
-    by.iter().map(|(s, n)| format!("{s} ×{n}")).collect::<Vec<_>>().join(", ")
+    match by.len() {
+        1 => by.keys().map(|s| s.to_string()).collect(),
+        _ => by.iter().map(|(s, n)| format!("{s} ×{n}")).collect::<Vec<_>>().join(", "),
+    }
 }
 
 /// What the fake saw between two looks: fetches and points.

@@ -59,9 +59,13 @@ impl Browser {
         });
         let mut browser = Browser { child, commands, answers, session: String::new(), next_id: 0, _profile: profile };
         let target = browser.call("Target.createTarget", json!({"url": "about:blank"}), false);
-        let attached =
-            browser.call("Target.attachToTarget", json!({"targetId": target["targetId"], "flatten": true}), false);
-        browser.session = attached["sessionId"].as_str().expect("a session").to_owned();
+        let attached = browser.call(
+            "Target.attachToTarget",
+            json!({"targetId": target["result"]["targetId"], "flatten": true}),
+            false,
+        );
+        let session = attached["result"]["sessionId"].as_str();
+        browser.session = session.unwrap_or_else(|| panic!("no page session: {target} {attached}")).to_owned();
         browser
     }
 
