@@ -95,7 +95,7 @@ pub struct RunList {
 
 /// Starts a pass unless one is running.
 #[utoipa::path(post, path = "/admin/reconcile", tag = "admin",
-    request_body(content = Option<ReconcileRequest>, description = "optional; an empty body is `{}`"),
+    request_body(content = Option<ReconcileRequest>, description = "optional; no body, or `null`, is `{}`"),
     responses(
         (status = 202, description = "started", body = RunStarted),
         (status = 400, description = "body is not the JSON above", body = ErrorBody),
@@ -103,10 +103,16 @@ pub struct RunList {
         (status = 503, description = "GitHub is not configured, or the database is unavailable", body = ErrorBody),
     ))]
 pub async fn start_reconcile(_: Admin, state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+    // No body, or JSON `null`, is `{}`; anything else must be that object (serde would take `[]` too).
+    let bad = |e: String| ApiError::BadRequest(format!("body: {e}"));
     let request: ReconcileRequest = if body.iter().all(u8::is_ascii_whitespace) {
         ReconcileRequest::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("body: {e}")))?
+        match serde_json::from_slice::<serde_json::Value>(&body).map_err(|e| bad(e.to_string()))? {
+            serde_json::Value::Null => ReconcileRequest::default(),
+            object @ serde_json::Value::Object(_) => serde_json::from_value(object).map_err(|e| bad(e.to_string()))?,
+            _ => return Err(bad("must be a JSON object, e.g. {\"all\": true}".into())),
+        }
     };
     let scope = if request.all { PassScope::Everyone } else { PassScope::Due };
     let passes = state.passes.as_ref().ok_or_else(|| ApiError::Unavailable("GitHub is not configured".into()))?;
@@ -130,7 +136,7 @@ pub async fn runs(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, 
 
 /// One pass.
 #[utoipa::path(get, path = "/admin/runs/{id}", tag = "admin",
-    params(("id" = i64, Path, minimum = 1, description = "the run id")),
+    params(("id" = String, Path, pattern = "^[1-9][0-9]{0,17}$", description = "the run id")),
     responses(
         (status = 200, body = RunView),
         (status = 400, description = "not a run id", body = ErrorBody),

@@ -58,7 +58,7 @@ pub async fn retry_parked(state: &AppState, raw_guid: &str) -> Result<DeliveryRe
 
 /// Sends a parked delivery back to the inbox.
 #[utoipa::path(post, path = "/admin/deliveries/{guid}/retry", tag = "admin",
-    params(("guid" = String, Path, description = "the delivery's `X-GitHub-Delivery`")),
+    params(("guid" = String, Path, description = "the delivery's `X-GitHub-Delivery`", pattern = "^[!-~]{1,100}$")),
     responses(
         (status = 202, description = "pending again", body = DeliveryView),
         (status = 400, description = "not a delivery GUID", body = ErrorBody),

@@ -80,7 +80,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         let mut resource = web::resource(path);
         if path == "/api/users/batch" {
             // A thousand logins are more than the default 32 KiB of JSON.
-            resource = resource.app_data(web::JsonConfig::default().limit(BATCH_JSON_LIMIT));
+            resource = resource.app_data(json_config().limit(BATCH_JSON_LIMIT));
         }
         for def in ROUTES.iter().filter(|r| r.path == path) {
             resource = resource.route((def.to)(web::route().method(def.method.clone())));

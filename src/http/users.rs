@@ -42,7 +42,7 @@ pub async fn by_login(_: Admin, state: web::Data<AppState>, path: web::Path<Stri
 
 /// A tracked user by GitHub's numeric id.
 #[utoipa::path(get, path = "/api/users/by-id/{github_id}", tag = "users",
-    params(("github_id" = i64, Path, minimum = 1)),
+    params(("github_id" = String, Path, pattern = "^[1-9][0-9]{0,17}$", description = "GitHub's numeric user id")),
     responses(
         (status = 200, body = UserView),
         (status = 400, description = "not a user id", body = ErrorBody),
@@ -56,14 +56,56 @@ pub async fn by_id(_: Admin, state: web::Data<AppState>, path: web::Path<String>
     Ok(HttpResponse::Ok().json(UserView::from(user)))
 }
 
-/// Exactly one of the two.
-#[derive(Deserialize, ToSchema)]
+/// Exactly one of `login` or `github_id` (the schema below says so: a `oneOf`).
+#[derive(Deserialize)]
 pub struct TrackRequest {
-    #[schema(max_length = 39, pattern = r"^[A-Za-z0-9](-?[A-Za-z0-9])*$")]
     login: Option<String>,
-    #[schema(minimum = 1)]
+    #[serde(default, deserialize_with = "integral")]
     github_id: Option<i64>,
 }
+
+/// A JSON number without a fraction, written `1437` or `1437.0`: JSON Schema's
+/// `integer` (what the document promises) allows both.
+fn integral<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    use serde::de::Error;
+    match Option::<serde_json::Number>::deserialize(d)? {
+        None => Ok(None),
+        Some(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => Ok(Some(i)),
+            (None, Some(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Some(f as i64)),
+            _ => Err(D::Error::custom(format!("github_id: {n} is not an integer"))),
+        },
+    }
+}
+
+/// What a person types as a login (`Login::parse`), for the document.
+const LOGIN_PATTERN: &str = r"^[A-Za-z0-9](-?[A-Za-z0-9])*$";
+
+impl utoipa::PartialSchema for TrackRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        let by_login = ObjectBuilder::new()
+            .property(
+                "login",
+                ObjectBuilder::new().schema_type(Type::String).max_length(Some(39)).pattern(Some(LOGIN_PATTERN)),
+            )
+            .required("login")
+            .property("github_id", ObjectBuilder::new().schema_type(Type::Null));
+        let by_id = ObjectBuilder::new()
+            .property(
+                "github_id",
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Int64)))
+                    .minimum(Some(1)),
+            )
+            .required("github_id")
+            .property("login", ObjectBuilder::new().schema_type(Type::Null));
+        OneOfBuilder::new().item(by_login).item(by_id).into()
+    }
+}
+
+impl ToSchema for TrackRequest {}
 
 impl TrackRequest {
     fn whom(self) -> Result<TrackBy, String> {
@@ -133,7 +175,7 @@ pub async fn track_batch(
 
 /// Refreshes one user now, over REST, and answers with what is stored after.
 #[utoipa::path(post, path = "/api/users/{github_id}/sync", tag = "users",
-    params(("github_id" = i64, Path, minimum = 1)),
+    params(("github_id" = String, Path, pattern = "^[1-9][0-9]{0,17}$", description = "GitHub's numeric user id")),
     responses(
         (status = 200, body = UserView),
         (status = 400, description = "not a user id", body = ErrorBody),
@@ -154,7 +196,7 @@ pub struct SyncEnabled {
 
 /// `false` opts the user out of auto-sync (status `opted_out`); `true` back in.
 #[utoipa::path(put, path = "/api/users/{github_id}/sync-enabled", tag = "users", request_body = SyncEnabled,
-    params(("github_id" = i64, Path, minimum = 1)),
+    params(("github_id" = String, Path, pattern = "^[1-9][0-9]{0,17}$", description = "GitHub's numeric user id")),
     responses(
         (status = 200, body = UserView),
         (status = 400, description = "not a user id, or not the JSON above", body = ErrorBody),
@@ -173,7 +215,7 @@ pub async fn set_sync_enabled(
 
 /// Disconnects: stops syncing and erases the stored profile.
 #[utoipa::path(delete, path = "/api/users/{login_or_id}", tag = "users",
-    params(("login_or_id" = i64, Path, minimum = 1, description = "the GitHub user id")),
+    params(("login_or_id" = String, Path, pattern = "^[1-9][0-9]{0,17}$", description = "GitHub's numeric user id")),
     responses(
         (status = 204, description = "erased"),
         (status = 400, description = "not a user id", body = ErrorBody),

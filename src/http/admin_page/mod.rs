@@ -52,6 +52,7 @@ pub struct Login {
             headers(("Set-Cookie" = String), ("Location" = String))),
         (status = 400, description = "not the form above", body = super::errors::ErrorBody),
         (status = 401, description = "not the admin token: the form again", content_type = "text/html"),
+        (status = 415, description = "not a form (`application/x-www-form-urlencoded`)", body = super::errors::ErrorBody),
         (status = 403, description = "posted from another site", content_type = "text/html"),
     ))]
 pub async fn login(req: HttpRequest, state: web::Data<AppState>, form: web::Form<Login>) -> HttpResponse {
@@ -83,6 +84,7 @@ pub async fn logout(req: HttpRequest) -> HttpResponse {
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct Retry {
     /// The parked delivery's GUID.
+    #[schema(pattern = "^[!-~]{1,100}$")]
     guid: String,
 }
 
