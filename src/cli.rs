@@ -59,7 +59,7 @@ pub struct SetupArgs {
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// How many users install the demo App.
-    #[arg(long, default_value_t = 36)]
+    #[arg(long, default_value_t = 300)]
     pub users: usize,
     /// Stop after the users are synced instead of serving until Ctrl-C (for scripts).
     #[arg(long)]

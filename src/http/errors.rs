@@ -4,10 +4,26 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 
+use serde::Serialize;
+use utoipa::ToSchema;
+
 use crate::domain::RunId;
 use crate::github::GitHubError;
 use crate::store::StoreError;
 use crate::sync::UserError;
+
+/// Every error's body: `{"error": "…"}`.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: String,
+}
+
+/// A 409's body: the error, and the running pass's id when a pass is what is in the way.
+#[derive(Serialize, ToSchema)]
+pub struct ConflictBody {
+    pub error: String,
+    pub run_id: Option<i64>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -94,10 +110,11 @@ impl ResponseError for ApiError {
             let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
             response.insert_header(("Retry-After", secs.max(1).to_string()));
         }
-        let body = match self {
-            Self::Conflict { message, run_id } => serde_json::json!({ "error": message, "run_id": run_id }),
-            other => serde_json::json!({ "error": other.to_string() }),
-        };
-        response.json(body)
+        match self {
+            Self::Conflict { message, run_id } => {
+                response.json(ConflictBody { error: message.clone(), run_id: run_id.map(RunId::get) })
+            }
+            other => response.json(ErrorBody { error: other.to_string() }),
+        }
     }
 }

@@ -9,8 +9,9 @@ use reqwest::{Method, StatusCode, redirect};
 use serde_json::json;
 
 use crate::both_backends;
-use crate::helpers::{ADMIN_TOKEN, Backend, Chromium, TestApp, spawn_app, target_dir};
+use crate::helpers::{ADMIN_TOKEN, Backend, Chromium, PATIENCE, TestApp, eventually, spawn_app, target_dir};
 use fake_github::{FakeUser, payloads};
+use ghsync::domain::{DeliveryId, DeliveryState};
 
 const FORM: &str = "application/x-www-form-urlencoded";
 
@@ -190,5 +191,75 @@ both_backends! {
             .unwrap();
         assert_eq!(cross.status(), 403);
         assert!(cross.headers().get("set-cookie").is_none());
+    }
+
+    async fn a_person_signs_in_and_sends_a_parked_delivery_back_with_the_retry_button(backend: Backend) {
+        // Arrange: a delivery that applies cleanly, parked as if a bug had
+        // refused it (a payload-broken one would only be parked again).
+        let Some(chromium) = Chromium::find() else { return };
+        let app = spawn_app(backend).await;
+        app.install(7101).await;
+        let guid = app.deliver("star", &payloads::simple_event_with_sender(&app.github.user(7101).unwrap())).await;
+        app.drain_inbox().await;
+        let id = DeliveryId::parse(&guid).unwrap();
+        app.store().finish_delivery(&id, DeliveryState::Failed, Some("refused by a bug since fixed"), chrono::Utc::now()).await.unwrap();
+        let address = app.address.clone();
+        let wanted = guid.clone();
+
+        // Act: in the browser, sign in with the form, then press Retry on that row.
+        let (before, after) = tokio::task::spawn_blocking(move || {
+            let mut browser = chromium.browser();
+            browser.goto(&format!("{address}/admin"));
+            browser.wait_for("the login form", "document.querySelector('input[name=token]')");
+            browser.eval(&format!(
+                "document.querySelector('input[name=token]').value = {ADMIN_TOKEN:?}; \
+                 document.querySelector('form[action=\"/admin/login\"] button').click(); true"
+            ));
+            browser.wait_for("the page after signing in", "document.querySelector('#inbox')");
+            let before = browser.dom();
+            let pressed = browser.eval(&format!(
+                "(() => {{ const input = [...document.querySelectorAll('form.retry input[name=guid]')].find(i => i.value === {wanted:?}); \
+                 if (!input) return false; input.form.querySelector('button').click(); return true; }})()"
+            ));
+            assert_eq!(pressed, Some(json!(true)), "a Retry button for {wanted}");
+            browser.wait_for("the page again, without the delivery", &format!("document.querySelector('#inbox') && !document.body.innerHTML.includes({wanted:?})"));
+            (before, browser.dom())
+        })
+        .await
+        .unwrap();
+
+        // Assert: listed with its button before; gone from the parked list after, and applied.
+        assert!(row(&before, "parked", &guid).contains("refused by a bug since fixed"), "{before}");
+        assert_eq!(row(&before, "inbox", "Parked"), "Parked|1");
+        assert_eq!(row(&after, "inbox", "Parked"), "Parked|0", "{after}");
+        assert!(!after.contains(&guid), "the delivery left the parked list:\n{after}");
+        eventually("the retried delivery applied", PATIENCE, || async {
+            let state = app.store().delivery(&id).await.unwrap().unwrap().state;
+            (state == DeliveryState::Done).then_some(())
+        })
+        .await;
+    }
+
+    async fn the_retry_form_refuses_another_site_and_needs_the_cookie_or_token(backend: Backend) {
+        // Arrange
+        let app = spawn_app(backend).await;
+        let client = reqwest::Client::builder().redirect(redirect::Policy::none()).build().unwrap();
+        let post = |origin: Option<&str>, cookie: Option<&str>, guid: &str| {
+            let mut request = client
+                .post(format!("{}/admin/retry", app.address))
+                .header("Content-Type", FORM)
+                .body(url::form_urlencoded::Serializer::new(String::new()).append_pair("guid", guid).finish());
+            if let Some(origin) = origin { request = request.header("Origin", origin) }
+            if let Some(cookie) = cookie { request = request.header("Cookie", cookie) }
+            request.send()
+        };
+        let cookie = login(&app).await;
+
+        // Act + Assert
+        assert_eq!(post(None, None, "x").await.unwrap().status(), 401, "no cookie, no token");
+        assert_eq!(post(Some("https://evil.example"), Some(&cookie), "x").await.unwrap().status(), 403, "another site");
+        let unknown = post(Some(&app.address), Some(&cookie), "no-such-delivery").await.unwrap();
+        assert_eq!(unknown.status(), 404);
+        assert!(unknown.text().await.unwrap().contains("Back to the admin page"));
     }
 }

@@ -19,6 +19,7 @@ mod installations;
 mod lifecycle;
 mod logs;
 mod manifest;
+mod openapi;
 mod outage;
 mod pass_outcomes;
 mod reconcile;

@@ -54,6 +54,14 @@ pub fn refused() -> Markup {
     )
 }
 
+/// A form the page sent could not be carried out: why, and the way back.
+pub fn failed(error: &str) -> Markup {
+    layout(
+        "ghsync admin: not done",
+        html! { h1 { "Not done" } p { (error) } p { a href="/admin" { "Back to the admin page" } } },
+    )
+}
+
 pub fn page(v: &AdminView) -> Markup {
     layout(
         "ghsync admin",
@@ -164,14 +172,20 @@ fn inbox(v: &AdminView) -> Markup {
         @if v.parked.is_empty() {
             p.note { "None: every delivery was applied or is still being retried." }
         } @else {
-            p.note { "Retry one with POST /admin/deliveries/{guid}/retry and the admin token (no button here yet: that endpoint takes the bearer token only)." }
+            p.note { "Retry sends a delivery back to the inbox (fix what made it fail first); the worker applies it within seconds." }
             table id="parked" {
-                tr { th { "Delivery" } th { "Event" } th { "Attempts" } th { "Last error" } }
+                tr { th { "Delivery" } th { "Event" } th { "Attempts" } th { "Last error" } th {} }
                 @for d in &v.parked {
                     tr {
                         td { code { (d.id.as_str()) } }
                         td { (d.event) @if let Some(a) = &d.action { "." (a) } }
                         td.n { (d.attempts) } td { (d.last_error.as_deref().unwrap_or("")) }
+                        td {
+                            form.retry method="post" action="/admin/retry" {
+                                input type="hidden" name="guid" value=(d.id.as_str());
+                                button type="submit" { "Retry" }
+                            }
+                        }
                     }
                 }
             }

@@ -28,6 +28,11 @@ impl Chromium {
         found.map(|binary| Chromium { binary })
     }
 
+    /// A browser to drive page by page (see `cdp.rs`); blocking.
+    pub fn browser(&self) -> super::Browser {
+        super::Browser::launch(&self.binary)
+    }
+
     fn command(&self, profile: &Path) -> Command {
         let mut command = Command::new(&self.binary);
         command

@@ -2,9 +2,11 @@
 //! GitHub on port 0, and the real `App` on port 0.
 
 mod browser;
+mod cdp;
 mod db;
 
 pub use browser::{Chromium, target_dir};
+pub use cdp::Browser;
 pub use db::{Backend, TestDb};
 
 use chrono::Utc;
