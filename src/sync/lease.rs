@@ -26,18 +26,23 @@ where
     RFut: Future<Output = StoreResult<u64>>,
 {
     let every = renew_every(lease);
-    tokio::pin!(work);
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            done = &mut work => return done,
-            _ = tick.tick() => match renew().await {
+    // Both polled side by side: the work must go on while a renewal waits (for the one SQLite
+    // writer, which the work itself may hold mid-transaction), or the two would wait on each other.
+    let renewals = async {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match renew().await {
                 Ok(held) => tracing::trace!(held, what, "lease renewed"),
                 // The work goes on: if the lease is lost meanwhile, its writes are refused, not wrong.
                 Err(e) => tracing::warn!(error.message = %e, what, "cannot renew a lease"),
-            },
+            }
         }
+    };
+    tokio::select! {
+        done = work => done,
+        never = renewals => never,
     }
 }
 
@@ -67,5 +72,25 @@ mod tests {
             Ok(1)
         };
         assert_eq!(renewing("test", Duration::from_millis(30), work, renew).await, 7);
+    }
+
+    #[tokio::test]
+    async fn a_renewal_waiting_for_what_the_work_holds_does_not_stop_the_work() {
+        // One writer, as on SQLite: the work holds it mid-transaction when a renewal asks for it.
+        let (writer, asked) = (tokio::sync::Mutex::new(()), Notify::new());
+        let work = async {
+            let held = writer.lock().await;
+            asked.notified().await;
+            drop(held);
+            7
+        };
+        let renew = || async {
+            asked.notify_one();
+            let _writer = writer.lock().await;
+            Ok(1)
+        };
+        let done =
+            tokio::time::timeout(Duration::from_secs(30), renewing("test", Duration::from_millis(30), work, renew));
+        assert_eq!(done.await.expect("the work and its renewal waited on each other"), 7);
     }
 }
