@@ -269,8 +269,8 @@ pub trait RunStore: Send + Sync {
     async fn beat_run(&self, id: RunId, owner: &LeaseId, now: DateTime<Utc>) -> StoreResult<bool>;
     async fn add_to_run(&self, id: RunId, counts: &RunCounts) -> StoreResult<()>;
     async fn add_run_message(&self, id: RunId, kind: &str, message: &str, now: DateTime<Utc>) -> StoreResult<()>;
-    /// Ends a running pass as `finished`, if `owner` owns it.
-    async fn finish_run(&self, id: RunId, owner: &LeaseId, now: DateTime<Utc>) -> StoreResult<()>;
+    /// Ends a running pass as `finished`, if `owner` owns it; false if not (taken over, or over).
+    async fn finish_run(&self, id: RunId, owner: &LeaseId, now: DateTime<Utc>) -> StoreResult<bool>;
     /// Ends a running pass `owner` owns as `failed`, with `reason` among its
     /// errors (it does not count as finished).
     async fn fail_run(&self, id: RunId, owner: &LeaseId, reason: &str, now: DateTime<Utc>) -> StoreResult<()>;

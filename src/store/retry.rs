@@ -273,7 +273,7 @@ impl<S: Store> RunStore for Retrying<S> {
     async fn add_run_message(&self, id: RunId, kind: &str, message: &str, now: DateTime<Utc>) -> StoreResult<()> {
         retrying("add_run_message", || self.0.add_run_message(id, kind, message, now)).await
     }
-    async fn finish_run(&self, id: RunId, owner: &LeaseId, now: DateTime<Utc>) -> StoreResult<()> {
+    async fn finish_run(&self, id: RunId, owner: &LeaseId, now: DateTime<Utc>) -> StoreResult<bool> {
         retrying("finish_run", || self.0.finish_run(id, owner, now)).await
     }
     async fn fail_run(&self, id: RunId, owner: &LeaseId, reason: &str, now: DateTime<Utc>) -> StoreResult<()> {

@@ -175,8 +175,9 @@ impl PassRunner {
         let now = Utc::now();
         if self.store.take_over_run(id, &self.owner, now, now - self.lease_span()).await? {
             tracing::warn!(run_id = %id, "the pass's owner fell silent; finishing the pass in its place");
-            self.store.finish_run(id, &self.owner, Utc::now()).await?;
-            self.metrics.passes.with_label_values(&["finished"]).inc();
+            if self.store.finish_run(id, &self.owner, Utc::now()).await? {
+                self.metrics.passes.with_label_values(&["finished"]).inc();
+            }
         }
         Ok(())
     }
@@ -212,10 +213,11 @@ impl PassRunner {
             self.store.fail_run(id, &self.owner, reason, finished).await?;
             self.metrics.passes.with_label_values(&["failed"]).inc();
             tracing::warn!(error.message = %reason, ?counts, "pass failed");
-        } else {
-            self.store.finish_run(id, &self.owner, finished).await?;
+        } else if self.store.finish_run(id, &self.owner, finished).await? {
             self.metrics.passes.with_label_values(&["finished"]).inc();
             tracing::info!(took_ms = (finished - started).num_milliseconds(), ?counts, "pass finished");
+        } else {
+            tracing::warn!(?counts, "the pass was taken over by another process, which finishes it");
         }
         Ok(PassReport { run_id: id, joined: false, counts, failure })
     }

@@ -184,8 +184,8 @@ where
         Ok(())
     }
 
-    async fn finish_run(&self, id: RunId, owner: &LeaseId, now: DateTime<Utc>) -> StoreResult<()> {
-        sqlx::query(
+    async fn finish_run(&self, id: RunId, owner: &LeaseId, now: DateTime<Utc>) -> StoreResult<bool> {
+        let done = sqlx::query(
             "UPDATE sync_runs SET state = 'finished', finished_at = $2, heartbeat_at = $2 \
              WHERE id = $1 AND state = 'running' AND owner = $3",
         )
@@ -194,7 +194,7 @@ where
         .bind(owner.as_str())
         .execute(&self.writer)
         .await?;
-        Ok(())
+        Ok(DB::rows_affected(&done) == 1)
     }
 
     async fn fail_run(&self, id: RunId, owner: &LeaseId, reason: &str, now: DateTime<Utc>) -> StoreResult<()> {
