@@ -84,8 +84,11 @@ impl App {
                 notify: inbox_notify.clone(),
                 refresh: refresh_notify.clone(),
                 metrics: metrics.clone(),
+                lease: settings.sync.lease,
             },
-            refresher: reconciler.clone().map(|r| Refresher::new(store.clone(), r, refresh_notify.clone())),
+            refresher: reconciler
+                .clone()
+                .map(|r| Refresher::new(store.clone(), r, refresh_notify.clone(), settings.sync.lease)),
             redeliveries: github
                 .clone()
                 .map(|g| RedeliverySweep::new(store.clone(), g, settings.sync.redeliver_interval)),

@@ -113,6 +113,10 @@ pub struct RawSettings {
     pub ghsync_batch_size: Option<String>,
     #[arg(long, env = "GHSYNC_REDELIVER_INTERVAL", global = true)]
     pub ghsync_redeliver_interval: Option<String>,
+    /// How long claimed work stays a process's without renewal (default 60s): how soon a
+    /// dead process's users, deliveries and pass are taken over by another.
+    #[arg(long, env = "GHSYNC_LEASE", global = true)]
+    pub ghsync_lease: Option<String>,
     /// Webhook body bytes held at once, all requests together (default 256MiB); over it, 503.
     #[arg(long, env = "GHSYNC_WEBHOOK_MEMORY", global = true)]
     pub ghsync_webhook_memory: Option<String>,

@@ -114,6 +114,9 @@ pub struct SyncSettings {
     pub redeliver_interval: Duration,
     /// First wait after a user's fetch failed; doubles with each failure in a row.
     pub retry_base: Duration,
+    /// How long claimed work (due users, deliveries, a pass) stays a process's
+    /// without a renewal (`GHSYNC_LEASE`): how soon a dead process's work is taken over.
+    pub lease: Duration,
     /// Run the scheduler (serve only; tests turn it off to drive passes themselves).
     pub schedule: bool,
 }
@@ -272,6 +275,8 @@ impl Settings {
             raw.ghsync_redeliver_interval.as_deref().unwrap_or("10m"),
             limits::REDELIVER_INTERVAL,
         )?;
+        let lease =
+            limits::duration_within("GHSYNC_LEASE", raw.ghsync_lease.as_deref().unwrap_or("60s"), limits::LEASE)?;
         let body =
             limits::body_limits(raw.ghsync_webhook_memory.as_deref(), raw.ghsync_webhook_read_timeout.as_deref())?;
         let log_filter = limits::log_filter(raw.ghsync_log.as_deref().unwrap_or("info"))?;
@@ -296,6 +301,7 @@ impl Settings {
                 stale_after,
                 batch_size,
                 redeliver_interval,
+                lease,
                 retry_base: Duration::from_secs(60),
                 schedule: true,
             },

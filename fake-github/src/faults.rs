@@ -30,6 +30,14 @@ pub struct Faults {
     /// header and the `expires_at` of the tokens it mints say so (tokens
     /// still really expire after `token_lifetime`).
     pub clock_skew_secs: i64,
+    /// A slow GitHub: a REST user answer is composed when the request arrives
+    /// and sent this much later, so it is as old as the request (a request
+    /// sent later may be answered sooner, with newer data).
+    pub user_answer_delay: Duration,
+    /// Every REST answer for a user is a new version of the profile: its bio
+    /// becomes `version N`, N counting that user's answers from 1, so a test
+    /// can tell an earlier answer from a later one in what ghsync stored.
+    pub profile_versions: bool,
 }
 
 impl Default for Faults {
@@ -46,6 +54,8 @@ impl Default for Faults {
             graphql_status: None,
             graphql_absent: false,
             clock_skew_secs: 0,
+            user_answer_delay: Duration::ZERO,
+            profile_versions: false,
         }
     }
 }
@@ -61,6 +71,10 @@ pub struct FakeStats {
     pub points_core: u64,
     pub points_graphql: u64,
     pub rest_user_fetches: u64,
+    /// REST profile answers per user id (`rest_user_fetches`, user by user).
+    pub rest_fetches_by_user: BTreeMap<i64, u64>,
+    /// REST user answers composed and not yet sent (`user_answer_delay`).
+    pub user_answers_waiting: u64,
     pub graphql_nodes_requested: u64,
     pub on_exhausted: u64,
     pub on_expired: u64,

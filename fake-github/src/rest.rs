@@ -24,7 +24,8 @@ pub async fn get_user(shared: Shared, req: HttpRequest, path: web::Path<String>)
         Err(resp) => return resp,
     };
     let id: Option<i64> = path.parse().ok();
-    serve_user(&ctx, &req, DOC_BY_ID, |st| id.and_then(|id| st.users.get(&id)).cloned())
+    let answer = serve_user(&ctx, &req, DOC_BY_ID, |st| id.and_then(|id| st.users.get(&id)).cloned());
+    delayed(&ctx, answer).await
 }
 
 /// `GET /users/{username}`: login lookup, case-insensitive like GitHub.
@@ -33,7 +34,21 @@ pub async fn get_user_by_login(shared: Shared, req: HttpRequest, path: web::Path
         Ok(ctx) => ctx,
         Err(resp) => return resp,
     };
-    serve_user(&ctx, &req, DOC_BY_LOGIN, |st| st.user_by_login(&path).cloned())
+    let answer = serve_user(&ctx, &req, DOC_BY_LOGIN, |st| st.user_by_login(&path).cloned());
+    delayed(&ctx, answer).await
+}
+
+/// Sends an answer composed now `user_answer_delay` later (a slow GitHub whose
+/// answers are as old as their requests).
+async fn delayed(ctx: &TokenCtx, answer: HttpResponse) -> HttpResponse {
+    let delay = ctx.shared.lock().faults.user_answer_delay;
+    if delay.is_zero() {
+        return answer;
+    }
+    ctx.shared.lock().stats.user_answers_waiting += 1;
+    crate::auth::sleep(delay).await;
+    ctx.shared.lock().stats.user_answers_waiting -= 1;
+    answer
 }
 
 /// GitHub's ETags are token-specific (GitHub Support: "ETags are auth token
@@ -67,7 +82,7 @@ fn serve_user(
     let now = Utc::now();
     let inst = ctx.installation_id;
     let mut st = ctx.shared.lock();
-    let user = lookup(&st);
+    let user = lookup(&st).map(|user| next_version(&mut st, user));
     let body = user.as_ref().map(|u| rest_user(u).to_string());
     let tag = body.as_deref().map(|b| etag(&ctx.token, b));
     // A 304 is free, but only if there is budget left to answer at all.
@@ -84,6 +99,9 @@ fn serve_user(
     let mut resp = match (body, tag) {
         (Some(body), Some(tag)) => {
             st.stats.rest_user_fetches += 1;
+            if let Some(user) = &user {
+                *st.stats.rest_fetches_by_user.entry(user.id).or_default() += 1;
+            }
             let mut resp = json_body(200, body);
             set_header(&mut resp, "etag", &tag);
             resp
@@ -94,6 +112,19 @@ fn serve_user(
     set_header(&mut resp, "vary", "Accept, Authorization, Cookie, X-GitHub-OTP");
     rate_headers(&mut resp, &view);
     resp
+}
+
+/// With `profile_versions`, every answer is the user's next version (kept, so
+/// GraphQL sees it too).
+fn next_version(st: &mut State, mut user: FakeUser) -> FakeUser {
+    if !st.faults.profile_versions {
+        return user;
+    }
+    let version = st.stats.rest_fetches_by_user.get(&user.id).copied().unwrap_or_default() + 1;
+    user.bio = Some(format!("version {version}"));
+    user.updated_at = user.updated_at.max(Utc::now());
+    st.put_user(user.clone());
+    user
 }
 
 fn not_modified(tag: &str, view: &BucketView) -> HttpResponse {

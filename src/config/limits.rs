@@ -18,6 +18,10 @@ pub const STALE_AFTER: (Duration, Duration) = SYNC_INTERVAL;
 /// The redelivery sweep lists `/app/hook/deliveries`: at most once a minute, so
 /// it never hammers GitHub; at least daily, since GitHub keeps deliveries 3 days.
 pub const REDELIVER_INTERVAL: (Duration, Duration) = (MINUTE, DAY);
+/// Claims are renewed a few times per lease, so a short one costs only writes; under
+/// two seconds a busy database could miss a renewal. Past an hour, a dead process's
+/// work waits longer than a pass is meant to take.
+pub const LEASE: (Duration, Duration) = (Duration::from_secs(2), Duration::from_secs(3600));
 /// GraphQL `nodes(ids:)` takes at most 100 ids, and a batch is one such call.
 pub const BATCH_SIZE: (usize, usize) = (1, 100);
 

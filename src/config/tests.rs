@@ -56,6 +56,8 @@ fn each_bad_setting_is_named_in_one_line() {
         ),
         (|r| r.ghsync_stale_after = Some("31days".into()), "GHSYNC_STALE_AFTER: \"31days\" must be between"),
         (|r| r.ghsync_stale_after = Some("1s".into()), "GHSYNC_STALE_AFTER: \"1s\" must be between"),
+        (|r| r.ghsync_lease = Some("1s".into()), "GHSYNC_LEASE: \"1s\" must be between 2s and 1h"),
+        (|r| r.ghsync_lease = Some("2h".into()), "GHSYNC_LEASE: \"2h\" must be between"),
         (|r| r.ghsync_log = Some("nonsense[".into()), "GHSYNC_LOG: \"nonsense[\" is not a log filter"),
         (|r| r.ghsync_listen = Some("here".into()), "GHSYNC_LISTEN"),
         (|r| r.github_webhook_secret = Some(" , ".into()), "GITHUB_WEBHOOK_SECRET: missing"),

@@ -6,6 +6,7 @@
 mod account;
 mod delivery;
 mod ids;
+mod lease;
 mod login;
 mod profile;
 mod rate_limit;
@@ -18,6 +19,7 @@ pub use delivery::{
     ClaimedDelivery, DeliveryRecord, DeliveryState, InboxStats, InsertOutcome, NewDelivery, Settlement,
 };
 pub use ids::{DeliveryId, EventName, GitHubUserId, IdError, InstallationId, NodeId, RunId};
+pub use lease::{Lease, LeaseId};
 pub use login::{Login, LoginError};
 pub use profile::{KeyFields, ProfileHash, RestProfile};
 pub use rate_limit::{RateLimitRecord, RateSummary, Resource};

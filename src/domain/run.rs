@@ -6,11 +6,14 @@ use serde::Serialize;
 
 use super::RunId;
 
-/// Whether `start_run` began a pass or found one already running.
+/// Whether `start_run` began a pass, found one already running, or took
+/// over one whose owner fell silent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunStart {
     Started(RunId),
     AlreadyRunning(RunId),
+    /// Ours to carry out and finish now: its owner died.
+    TakenOver(RunId),
 }
 
 /// Counts a batch adds to its pass.

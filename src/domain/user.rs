@@ -66,10 +66,13 @@ impl DueUser {
 pub enum DueKind {
     /// Only those a webhook or an admin marked due (the refresher).
     Marked,
-    /// Everyone due (a pass): marked, past a failure's backoff, never synced,
-    /// or last synced at or before `synced_before` (the pass's start less
-    /// `GHSYNC_STALE_AFTER` as it is set now; the start itself for `--all`).
-    All { synced_before: DateTime<Utc> },
+    /// Everyone due (a pass) as of `due_by` (the pass's start: a user synced or
+    /// failed during the pass waits for the next one): marked, past a failure's
+    /// backoff, never synced, or last synced at or before `synced_before` (the
+    /// pass's start less `GHSYNC_STALE_AFTER`; the start itself for `--all`).
+    /// Leases are judged against the claim's own `now`, not `due_by`: one that
+    /// ran out during the pass (its process died) is taken in the same pass.
+    All { due_by: DateTime<Utc>, synced_before: DateTime<Utc> },
 }
 
 /// What one fetch found for one user (KUBE's `Action`, stored).

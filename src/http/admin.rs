@@ -117,7 +117,9 @@ pub async fn start_reconcile(_: Admin, state: web::Data<AppState>, body: web::By
     let scope = if request.all { PassScope::Everyone } else { PassScope::Due };
     let passes = state.passes.as_ref().ok_or_else(|| ApiError::Unavailable("GitHub is not configured".into()))?;
     match passes.start("admin", scope, state.shutdown.clone()).await? {
-        RunStart::Started(id) => Ok(HttpResponse::Accepted().json(RunStarted { run_id: id.get() })),
+        RunStart::Started(id) | RunStart::TakenOver(id) => {
+            Ok(HttpResponse::Accepted().json(RunStarted { run_id: id.get() }))
+        }
         RunStart::AlreadyRunning(id) => {
             Err(ApiError::Conflict { message: format!("pass {id} is running"), run_id: Some(id) })
         }

@@ -60,7 +60,7 @@ pub struct HealthView {
     /// The 50 budgets with the least left, lowest first.
     rate_limits: Vec<RateLimitView>,
     /// How many (installation, resource) budgets are known.
-    rate_limits_tracked: usize,
+    rate_limits_tracked: i64,
     clock_skew: Option<ClockSkewView>,
     /// Users by status, every status listed.
     users: BTreeMap<String, i64>,

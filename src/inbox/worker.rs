@@ -13,17 +13,16 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::apply::{ApplyError, ApplyOutcome, apply};
-use crate::domain::{ClaimedDelivery, DeliveryState, Settlement};
+use crate::domain::{ClaimedDelivery, DeliveryState, Lease, Settlement};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreResult};
+use crate::sync::renewing;
 use crate::webhook::Writer;
 
 /// Tries before a delivery is parked as failed.
 pub const MAX_ATTEMPTS: i32 = 5;
 /// Deliveries claimed at once.
 const CLAIM: usize = 128;
-/// How long a claim holds before another worker may take the delivery over.
-const LEASE: Duration = Duration::from_secs(60);
 /// Looked for work at least this often, even without a wake-up.
 const POLL: Duration = Duration::from_secs(1);
 /// Under a burst, how long a round waits for the request path at most:
@@ -61,6 +60,8 @@ pub struct Worker {
     pub notify: Arc<Notify>,
     pub refresh: Arc<Notify>,
     pub metrics: Metrics,
+    /// How long a claim holds unless renewed (`GHSYNC_LEASE`); renewed while a round works.
+    pub lease: Duration,
 }
 
 impl Worker {
@@ -74,13 +75,26 @@ impl Worker {
             }
         }
         let now = Utc::now();
-        let lease_until = now + chrono::Duration::from_std(LEASE).expect("constant");
-        let claimed = self.store.claim_deliveries(CLAIM, now, lease_until).await?;
-        let mut settlements = Vec::with_capacity(claimed.len());
-        for delivery in &claimed {
-            settlements.push(self.handle(delivery).await);
+        let length = chrono::Duration::from_std(self.lease).unwrap_or(chrono::Duration::MAX);
+        let lease = Lease::new(now, length);
+        let claimed = self.store.claim_deliveries(CLAIM, now, &lease).await?;
+        if claimed.is_empty() {
+            return Ok(0);
         }
-        self.store.settle_deliveries(&settlements, Utc::now()).await?;
+        let work = async {
+            let mut settlements = Vec::with_capacity(claimed.len());
+            for delivery in &claimed {
+                settlements.push(self.handle(delivery).await);
+            }
+            settlements
+        };
+        let renew = || self.store.renew_deliveries(&lease.id, Utc::now() + length);
+        let settlements = renewing("deliveries", self.lease, work, renew).await;
+        let lost = self.store.settle_deliveries(&settlements, &lease.id, Utc::now()).await?;
+        if !lost.is_empty() {
+            // This process stalled past its lease and another took the deliveries over: theirs counts.
+            tracing::warn!(lost = lost.len(), first = %lost[0], "lease lost: deliveries taken over by another process");
+        }
         Ok(claimed.len())
     }
 

@@ -18,8 +18,8 @@ use std::sync::Arc;
 use crate::config::DatabaseSettings;
 use crate::domain::{
     Account, ClaimedDelivery, DeliveryId, DeliveryRecord, DeliveryState, DueKind, DueUser, GitHubUserId, InboxStats,
-    InsertOutcome, InstallationId, InstallationRecord, InstallationState, Login, NewDelivery, RateLimitRecord,
-    RateSummary, RunCounts, RunId, RunRecord, RunStart, Settlement, UserOutcome, UserRecord,
+    InsertOutcome, InstallationId, InstallationRecord, InstallationState, Lease, LeaseId, Login, NewDelivery,
+    RateLimitRecord, RateSummary, RunCounts, RunId, RunRecord, RunStart, Settlement, UserOutcome, UserRecord,
 };
 
 pub use postgres::PgStore;
@@ -121,13 +121,17 @@ pub trait InboxStore: Send + Sync {
     /// Stores deliveries in one transaction: committed before this returns.
     /// Each outcome says whether that GUID was new.
     async fn insert_deliveries(&self, deliveries: &[NewDelivery]) -> StoreResult<Vec<InsertOutcome>>;
-    /// Leases up to `limit` pending deliveries whose time has come.
+    /// Leases up to `limit` pending deliveries whose time has come (and whose
+    /// lease, if any, ran out by `now`) to `lease`.
     async fn claim_deliveries(
         &self,
         limit: usize,
         now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
+        lease: &Lease,
     ) -> StoreResult<Vec<ClaimedDelivery>>;
+    /// Extends the deliveries `lease` still holds to `until`; how many.
+    async fn renew_deliveries(&self, lease: &LeaseId, until: DateTime<Utc>) -> StoreResult<u64>;
+    /// Settles one delivery whatever holds it (an operator's or a test's write).
     async fn finish_delivery(
         &self,
         id: &DeliveryId,
@@ -135,8 +139,16 @@ pub trait InboxStore: Send + Sync {
         note: Option<&str>,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
-    /// Settles a round of deliveries in one transaction (one disk flush, not one each).
-    async fn settle_deliveries(&self, settlements: &[Settlement], now: DateTime<Utc>) -> StoreResult<()>;
+    /// Settles a round of deliveries claimed under `lease` in one transaction
+    /// (one disk flush, not one each). A delivery the lease no longer holds
+    /// (it ran out and another process claimed it) is left alone: its id is
+    /// returned among the lost.
+    async fn settle_deliveries(
+        &self,
+        settlements: &[Settlement],
+        lease: &LeaseId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<DeliveryId>>;
     async fn delivery(&self, id: &DeliveryId) -> StoreResult<Option<DeliveryRecord>>;
     /// A parked (failed) delivery becomes pending again, due now, its tries
     /// counted from zero. False when it is not parked (or unknown).
@@ -219,16 +231,22 @@ pub trait UserStore: Send + Sync {
 /// The sync queue and what fetching found, and the rate governor's memory.
 #[async_trait]
 pub trait SyncStore: Send + Sync {
-    /// Leases due users: `Marked` only those a webhook or admin asked for,
-    /// `All` also the stale ones, stalest first. Each kind is claimed by its
-    /// own index, so a claim costs the same at 1,000,000 users as at 1,000.
+    /// Leases due users to `lease`: `Marked` only those a webhook or admin asked
+    /// for, `All` also the stale ones, stalest first; a user whose lease ran out
+    /// by `now` is claimable again. Each kind is claimed by its own index, so a
+    /// claim costs the same at 1,000,000 users as at 1,000.
     async fn claim_due_users(
         &self,
         which: DueKind,
         limit: usize,
         now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
+        lease: &Lease,
     ) -> StoreResult<Vec<DueUser>>;
+    /// Extends the users `lease` still holds to `until`; how many.
+    async fn renew_users(&self, lease: &LeaseId, until: DateTime<Utc>) -> StoreResult<u64>;
+    /// When the last live lease on a user due in a pass (`DueKind::All`) runs
+    /// out: a pass is not over while another process still works on its users.
+    async fn leased_due_until(&self, which: DueKind, now: DateTime<Utc>) -> StoreResult<Option<DateTime<Utc>>>;
     /// How many `claim_due_users(DueKind::All { synced_before }, …)` would find at `now`.
     async fn count_due_users(&self, now: DateTime<Utc>, synced_before: DateTime<Utc>) -> StoreResult<i64>;
     /// When the next marked user falls due, if any.
@@ -236,12 +254,18 @@ pub trait SyncStore: Send + Sync {
     /// Stores what fetching a batch of users found, in one transaction, and
     /// releases their leases. A mark due after `claimed_at` (a webhook that
     /// came while we fetched) is kept: what we fetched may predate it.
+    /// Under a `lease`, a user it no longer holds (it ran out and another
+    /// process claimed the user) is left alone and returned among the lost:
+    /// an older answer never overwrites a newer one. Without one (a fetch no
+    /// claim preceded: an admin's refresh, a registration) the write wins and
+    /// any claim on the user is void from then on.
     async fn record_outcomes(
         &self,
         outcomes: &[UserOutcome],
+        lease: Option<&LeaseId>,
         claimed_at: DateTime<Utc>,
         now: DateTime<Utc>,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<Vec<GitHubUserId>>;
 }
 
 /// The rate governor's memory, shared by replicas and restarts. Read in
@@ -260,21 +284,37 @@ pub trait RateLimitStore: Send + Sync {
 /// Reconcile passes.
 #[async_trait]
 pub trait RunStore: Send + Sync {
-    /// Starts a pass unless one runs; a pass whose heartbeat is older than
-    /// `abandoned_before` is closed as abandoned first (its process died).
-    /// Users last synced at or before `synced_before` are due in it.
+    /// Starts a pass owned by `owner` unless one runs. A running pass whose
+    /// owner's heartbeat is older than `silent_before` (its process died) is
+    /// taken over instead: `owner` carries it out and finishes it. Users last
+    /// synced at or before `synced_before` are due in a new pass.
     async fn start_run(
         &self,
         trigger: &str,
         synced_before: DateTime<Utc>,
+        owner: &LeaseId,
         now: DateTime<Utc>,
-        abandoned_before: DateTime<Utc>,
+        silent_before: DateTime<Utc>,
     ) -> StoreResult<RunStart>;
-    async fn add_to_run(&self, id: RunId, counts: &RunCounts, now: DateTime<Utc>) -> StoreResult<()>;
+    /// A joiner that outlived the pass's owner takes the pass over, if the
+    /// owner's heartbeat is older than `silent_before`. True: it is `owner`'s now.
+    async fn take_over_run(
+        &self,
+        id: RunId,
+        owner: &LeaseId,
+        now: DateTime<Utc>,
+        silent_before: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// The owner's heartbeat. False: the pass is no longer `owner`'s (taken
+    /// over while this process was silent, or over).
+    async fn beat_run(&self, id: RunId, owner: &LeaseId, now: DateTime<Utc>) -> StoreResult<bool>;
+    async fn add_to_run(&self, id: RunId, counts: &RunCounts) -> StoreResult<()>;
     async fn add_run_message(&self, id: RunId, kind: &str, message: &str, now: DateTime<Utc>) -> StoreResult<()>;
-    async fn finish_run(&self, id: RunId, now: DateTime<Utc>) -> StoreResult<()>;
-    /// Ends a pass as `failed`, with `reason` among its errors (it does not count as finished).
-    async fn fail_run(&self, id: RunId, reason: &str, now: DateTime<Utc>) -> StoreResult<()>;
+    /// Ends a running pass as `finished`, if `owner` owns it; false if not (taken over, or over).
+    async fn finish_run(&self, id: RunId, owner: &LeaseId, now: DateTime<Utc>) -> StoreResult<bool>;
+    /// Ends a running pass `owner` owns as `failed`, with `reason` among its
+    /// errors (it does not count as finished).
+    async fn fail_run(&self, id: RunId, owner: &LeaseId, reason: &str, now: DateTime<Utc>) -> StoreResult<()>;
     async fn running_run(&self) -> StoreResult<Option<RunId>>;
     async fn runs(&self, limit: i64) -> StoreResult<Vec<RunRecord>>;
     async fn run(&self, id: RunId) -> StoreResult<Option<RunRecord>>;

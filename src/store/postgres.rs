@@ -15,6 +15,7 @@ pub type PgStore = SqlStore<Postgres>;
 impl Backend for Postgres {
     const BEGIN_WRITE: &'static str = "BEGIN";
     const LOCK_CLAIMED: &'static str = " FOR UPDATE SKIP LOCKED";
+    const LOCK_HELD: &'static str = " FOR UPDATE";
     fn rows_affected(result: &PgQueryResult) -> u64 {
         result.rows_affected()
     }

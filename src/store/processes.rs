@@ -72,11 +72,14 @@ pub async fn register(writer: &SqlitePool) -> Result<Registration, sqlx::Error> 
     }
     if alive == 0 {
         sqlx::query(
-            "UPDATE webhook_deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL AND state = 'pending'",
+            "UPDATE webhook_deliveries SET lease_until = NULL, lease_id = NULL \
+             WHERE lease_until IS NOT NULL AND state = 'pending'",
         )
         .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE users SET claimed_until = NULL WHERE claimed_until IS NOT NULL").execute(&mut *tx).await?;
+        sqlx::query("UPDATE users SET claimed_until = NULL, lease_id = NULL WHERE claimed_until IS NOT NULL")
+            .execute(&mut *tx)
+            .await?;
     } else {
         tracing::info!(live_processes = alive, "another process has this database open: its leases stay its own");
     }

@@ -75,9 +75,12 @@ impl<S: Store> InboxStore for Retrying<S> {
         &self,
         limit: usize,
         now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
+        lease: &Lease,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
-        retrying("claim_deliveries", || self.0.claim_deliveries(limit, now, lease_until)).await
+        retrying("claim_deliveries", || self.0.claim_deliveries(limit, now, lease)).await
+    }
+    async fn renew_deliveries(&self, lease: &LeaseId, until: DateTime<Utc>) -> StoreResult<u64> {
+        retrying("renew_deliveries", || self.0.renew_deliveries(lease, until)).await
     }
     async fn finish_delivery(
         &self,
@@ -88,8 +91,13 @@ impl<S: Store> InboxStore for Retrying<S> {
     ) -> StoreResult<()> {
         retrying("finish_delivery", || self.0.finish_delivery(id, state, note, now)).await
     }
-    async fn settle_deliveries(&self, s: &[Settlement], now: DateTime<Utc>) -> StoreResult<()> {
-        retrying("settle_deliveries", || self.0.settle_deliveries(s, now)).await
+    async fn settle_deliveries(
+        &self,
+        s: &[Settlement],
+        lease: &LeaseId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<DeliveryId>> {
+        retrying("settle_deliveries", || self.0.settle_deliveries(s, lease, now)).await
     }
     async fn delivery(&self, id: &DeliveryId) -> StoreResult<Option<DeliveryRecord>> {
         self.0.delivery(id).await
@@ -202,9 +210,15 @@ impl<S: Store> SyncStore for Retrying<S> {
         which: DueKind,
         limit: usize,
         now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
+        lease: &Lease,
     ) -> StoreResult<Vec<DueUser>> {
-        retrying("claim_due_users", || self.0.claim_due_users(which, limit, now, lease_until)).await
+        retrying("claim_due_users", || self.0.claim_due_users(which, limit, now, lease)).await
+    }
+    async fn renew_users(&self, lease: &LeaseId, until: DateTime<Utc>) -> StoreResult<u64> {
+        retrying("renew_users", || self.0.renew_users(lease, until)).await
+    }
+    async fn leased_due_until(&self, which: DueKind, now: DateTime<Utc>) -> StoreResult<Option<DateTime<Utc>>> {
+        self.0.leased_due_until(which, now).await
     }
     async fn count_due_users(&self, now: DateTime<Utc>, synced_before: DateTime<Utc>) -> StoreResult<i64> {
         self.0.count_due_users(now, synced_before).await
@@ -215,10 +229,11 @@ impl<S: Store> SyncStore for Retrying<S> {
     async fn record_outcomes(
         &self,
         o: &[UserOutcome],
+        lease: Option<&LeaseId>,
         claimed_at: DateTime<Utc>,
         now: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        retrying("record_outcomes", || self.0.record_outcomes(o, claimed_at, now)).await
+    ) -> StoreResult<Vec<GitHubUserId>> {
+        retrying("record_outcomes", || self.0.record_outcomes(o, lease, claimed_at, now)).await
     }
 }
 
@@ -244,22 +259,35 @@ impl<S: Store> RunStore for Retrying<S> {
         &self,
         trigger: &str,
         synced_before: DateTime<Utc>,
+        owner: &LeaseId,
         now: DateTime<Utc>,
-        abandoned_before: DateTime<Utc>,
+        silent_before: DateTime<Utc>,
     ) -> StoreResult<RunStart> {
-        retrying("start_run", || self.0.start_run(trigger, synced_before, now, abandoned_before)).await
+        retrying("start_run", || self.0.start_run(trigger, synced_before, owner, now, silent_before)).await
     }
-    async fn add_to_run(&self, id: RunId, counts: &RunCounts, now: DateTime<Utc>) -> StoreResult<()> {
-        retrying("add_to_run", || self.0.add_to_run(id, counts, now)).await
+    async fn take_over_run(
+        &self,
+        id: RunId,
+        owner: &LeaseId,
+        now: DateTime<Utc>,
+        silent_before: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        retrying("take_over_run", || self.0.take_over_run(id, owner, now, silent_before)).await
+    }
+    async fn beat_run(&self, id: RunId, owner: &LeaseId, now: DateTime<Utc>) -> StoreResult<bool> {
+        retrying("beat_run", || self.0.beat_run(id, owner, now)).await
+    }
+    async fn add_to_run(&self, id: RunId, counts: &RunCounts) -> StoreResult<()> {
+        retrying("add_to_run", || self.0.add_to_run(id, counts)).await
     }
     async fn add_run_message(&self, id: RunId, kind: &str, message: &str, now: DateTime<Utc>) -> StoreResult<()> {
         retrying("add_run_message", || self.0.add_run_message(id, kind, message, now)).await
     }
-    async fn finish_run(&self, id: RunId, now: DateTime<Utc>) -> StoreResult<()> {
-        retrying("finish_run", || self.0.finish_run(id, now)).await
+    async fn finish_run(&self, id: RunId, owner: &LeaseId, now: DateTime<Utc>) -> StoreResult<bool> {
+        retrying("finish_run", || self.0.finish_run(id, owner, now)).await
     }
-    async fn fail_run(&self, id: RunId, reason: &str, now: DateTime<Utc>) -> StoreResult<()> {
-        retrying("fail_run", || self.0.fail_run(id, reason, now)).await
+    async fn fail_run(&self, id: RunId, owner: &LeaseId, reason: &str, now: DateTime<Utc>) -> StoreResult<()> {
+        retrying("fail_run", || self.0.fail_run(id, owner, reason, now)).await
     }
     async fn running_run(&self) -> StoreResult<Option<RunId>> {
         self.0.running_run().await

@@ -25,6 +25,7 @@ pub type SqliteStore = SqlStore<Sqlite>;
 impl Backend for Sqlite {
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     const LOCK_CLAIMED: &'static str = "";
+    const LOCK_HELD: &'static str = "";
     fn rows_affected(result: &SqliteQueryResult) -> u64 {
         result.rows_affected()
     }

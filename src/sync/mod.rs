@@ -7,6 +7,8 @@
 //! and stores it.
 
 mod backoff;
+mod drain;
+mod lease;
 mod pass;
 mod pass_report;
 mod picker;
@@ -19,6 +21,7 @@ mod status;
 mod users;
 
 pub use backoff::{activity_due_at, failure_retry_at};
+pub use lease::{renew_every, renewing};
 pub use pass::{PassReport, PassRunner, PassScope};
 pub use picker::TokenPicker;
 pub use reconcile::Reconciler;

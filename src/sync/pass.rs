@@ -1,53 +1,51 @@
 //! A reconcile pass, level-triggered like a Kubernetes controller: it trusts
 //! no webhook. It brings the installations in line with GitHub's list, then
-//! drains every due user in leased batches (constant memory), then records
-//! itself. A second caller finds the pass running and helps drain it instead.
+//! drains every due user in leased batches (constant memory, `drain.rs`),
+//! then records itself. A second caller finds the pass running and helps
+//! drain it instead.
+//!
+//! A pass has an owner, the process carrying it out, which beats a heartbeat
+//! on the run row while it works. An owner silent for longer than a lease
+//! died: a joiner that outlives it, or the next process to start a pass,
+//! takes the pass over (compare-and-set on the row) and finishes it, so a
+//! pass drained by others ends `finished`, not abandoned.
 
 use chrono::{DateTime, Duration, Utc};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use tokio_util::sync::CancellationToken;
 
+use super::lease::renewing;
 pub use super::pass_report::PassReport;
-use super::pass_report::counts_of;
 use super::reconcile::Reconciler;
 use crate::config::SyncSettings;
-use crate::domain::{DueKind, RunCounts, RunId, RunStart};
-use crate::github::{GitHub, Meter, Priority};
+use crate::domain::{LeaseId, RunCounts, RunId, RunStart};
+use crate::github::GitHub;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreResult};
-
-/// A pass whose heartbeat is older than this died with its process.
-pub const ABANDON_AFTER: Duration = Duration::minutes(10);
-/// How long claimed users stay ours.
-const LEASE: Duration = Duration::minutes(5);
-/// Batches worked on at once by one process.
-const DRAINERS: usize = 4;
-/// A paused pass still says it is alive this often.
-const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(30);
-/// A pass whose batches all wait (no token will take them) for longer than
-/// this gives up as `failed` instead of holding the one-pass slot forever.
-/// Longer than GitHub's hour-long rate-limit window, which a pass sits out.
-const STALL_LIMIT: std::time::Duration = std::time::Duration::from_secs(75 * 60);
 
 /// Runs passes: the one thing `ghsync reconcile`, `POST /admin/reconcile`,
 /// the schedule and the tests all call. Cheap to clone; clones share the
 /// pause gauge.
 #[derive(Clone)]
 pub struct PassRunner {
-    store: Arc<dyn Store>,
+    pub(super) store: Arc<dyn Store>,
     /// Lists installations and hands out the governor's unsaved knowledge.
-    github: GitHub,
-    reconciler: Reconciler,
-    batch_size: usize,
+    pub(super) github: GitHub,
+    pub(super) reconciler: Reconciler,
+    pub(super) batch_size: usize,
     /// `GHSYNC_STALE_AFTER` as this process was started with: a pass it starts checks
     /// everyone last synced longer ago than this, whatever the setting was then.
     stale_after: Duration,
-    metrics: Metrics,
+    /// `GHSYNC_LEASE`: claims are renewed within it, and an owner silent for longer died.
+    pub(super) lease: std::time::Duration,
+    /// This process's token as a pass's owner.
+    owner: LeaseId,
+    pub(super) metrics: Metrics,
     /// When the pass in this process waits on rate limits until (epoch ms; 0 = not waiting).
-    paused_until: Arc<AtomicI64>,
+    pub(super) paused_until: Arc<AtomicI64>,
     /// Notes each run already recorded (cleared when a pass this process started ends).
-    noted: Arc<std::sync::Mutex<std::collections::HashSet<(RunId, String)>>>,
+    pub(super) noted: Arc<std::sync::Mutex<std::collections::HashSet<(RunId, String)>>>,
 }
 
 /// Whom a pass checks.
@@ -70,7 +68,13 @@ impl PassRunner {
         let batch_size = settings.batch_size;
         let stale_after = Duration::from_std(settings.stale_after).unwrap_or(Duration::MAX);
         let (paused_until, noted) = (Arc::new(AtomicI64::new(0)), Arc::default());
-        Self { store, github, reconciler, batch_size, stale_after, metrics, paused_until, noted }
+        let (lease, owner) = (settings.lease, LeaseId::new());
+        Self { store, github, reconciler, batch_size, stale_after, lease, owner, metrics, paused_until, noted }
+    }
+
+    /// The lease as a `chrono` span; an owner silent for longer than this died.
+    pub(super) fn lease_span(&self) -> Duration {
+        Duration::from_std(self.lease).unwrap_or(Duration::MAX)
     }
 
     /// When this process's pass is waiting on rate limits, until when.
@@ -86,12 +90,12 @@ impl PassRunner {
             PassScope::Due => now.checked_sub_signed(self.stale_after).unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
             PassScope::Everyone => now,
         };
-        self.store.start_run(trigger, synced_before, now, now - ABANDON_AFTER).await
+        self.store.start_run(trigger, synced_before, &self.owner, now, now - self.lease_span()).await
     }
 
     /// A pass's cutoffs, as its starter recorded them (joiners use the same): due as of
     /// its start, and stale if last synced at or before `synced_before`.
-    async fn cutoffs(&self, id: RunId) -> StoreResult<(DateTime<Utc>, DateTime<Utc>)> {
+    pub(super) async fn cutoffs(&self, id: RunId) -> StoreResult<(DateTime<Utc>, DateTime<Utc>)> {
         let run = self.store.run(id).await?;
         let started = run.as_ref().map_or_else(Utc::now, |run| run.started_at);
         let synced_before = run
@@ -104,7 +108,7 @@ impl PassRunner {
     /// when one is running already, says so and starts nothing.
     pub async fn start(&self, trigger: &str, scope: PassScope, shutdown: CancellationToken) -> StoreResult<RunStart> {
         let start = self.begin(trigger, scope).await?;
-        if let RunStart::Started(id) = start {
+        if let RunStart::Started(id) | RunStart::TakenOver(id) = start {
             let runner = self.clone();
             tokio::spawn(async move {
                 match runner.carry_out(id, &shutdown).await {
@@ -150,12 +154,32 @@ impl PassRunner {
     ) -> anyhow::Result<PassReport> {
         match self.begin(trigger, scope).await? {
             RunStart::Started(id) => self.carry_out(id, shutdown).await,
+            RunStart::TakenOver(id) => {
+                tracing::warn!(run_id = %id, "the running pass's process fell silent; taking the pass over");
+                self.carry_out(id, shutdown).await
+            }
             RunStart::AlreadyRunning(id) => {
                 tracing::info!(run_id = %id, "a pass is running; joining it");
                 let counts = self.drain(id, shutdown).await?;
+                if !shutdown.is_cancelled() {
+                    self.finish_if_orphaned(id).await?;
+                }
                 Ok(PassReport { run_id: id, joined: true, counts, failure: None })
             }
         }
+    }
+
+    /// A joiner that drained the pass to its end finishes it if its owner died
+    /// meanwhile (else the owner, alive, finishes it).
+    async fn finish_if_orphaned(&self, id: RunId) -> StoreResult<()> {
+        let now = Utc::now();
+        if self.store.take_over_run(id, &self.owner, now, now - self.lease_span()).await? {
+            tracing::warn!(run_id = %id, "the pass's owner fell silent; finishing the pass in its place");
+            if self.store.finish_run(id, &self.owner, Utc::now()).await? {
+                self.metrics.passes.with_label_values(&["finished"]).inc();
+            }
+        }
+        Ok(())
     }
 
     /// The body of a pass this process started, and its outcome recorded:
@@ -165,7 +189,16 @@ impl PassRunner {
         // The start as recorded: users this pass's listing discovers are due as of it, so the
         // drain (which takes users due at the pass's start) fetches them in this pass.
         let (started, synced_before) = self.cutoffs(id).await?;
-        let (counts, failure) = match self.work(id, started, synced_before, shutdown).await {
+        // The owner's heartbeat, for as long as the work lasts.
+        let beat = || async {
+            let ours = self.store.beat_run(id, &self.owner, Utc::now()).await?;
+            if !ours {
+                tracing::warn!("lease lost: this pass was taken over while this process was silent");
+            }
+            Ok(u64::from(ours))
+        };
+        let work = self.work(id, started, synced_before, shutdown);
+        let (counts, failure) = match renewing("pass", self.lease, work, beat).await {
             Ok(done) => done,
             // A database error: the counts so far are in the run row already.
             Err(e) => (RunCounts::default(), Some(format!("{e:#}"))),
@@ -177,13 +210,14 @@ impl PassRunner {
             // Leave it running: its heartbeat stops, a later pass or replica takes over.
             tracing::info!("shutting down in the middle of a pass");
         } else if let Some(reason) = &failure {
-            self.store.fail_run(id, reason, finished).await?;
+            self.store.fail_run(id, &self.owner, reason, finished).await?;
             self.metrics.passes.with_label_values(&["failed"]).inc();
             tracing::warn!(error.message = %reason, ?counts, "pass failed");
-        } else {
-            self.store.finish_run(id, finished).await?;
+        } else if self.store.finish_run(id, &self.owner, finished).await? {
             self.metrics.passes.with_label_values(&["finished"]).inc();
             tracing::info!(took_ms = (finished - started).num_milliseconds(), ?counts, "pass finished");
+        } else {
+            tracing::warn!(?counts, "the pass was taken over by another process, which finishes it");
         }
         Ok(PassReport { run_id: id, joined: false, counts, failure })
     }
@@ -210,7 +244,7 @@ impl PassRunner {
             }
         }
         counts.users_due = self.store.count_due_users(Utc::now(), synced_before).await?;
-        self.store.add_to_run(id, &counts, Utc::now()).await?;
+        self.store.add_to_run(id, &counts).await?;
         if counts.users_due > 0 && self.store.active_installations(1).await?.is_empty() {
             // Waiting would not help: only an installation (a webhook, a later listing) brings a token.
             let reason = "no active installation: no token to read the due users' profiles with";
@@ -240,107 +274,5 @@ impl PassRunner {
         }
         self.reconciler.installations_changed();
         Ok((added, retired.removed))
-    }
-
-    /// Claims and reconciles batches until none are due; several at once.
-    async fn drain(&self, id: RunId, shutdown: &CancellationToken) -> anyhow::Result<RunCounts> {
-        let (started, synced_before) = self.cutoffs(id).await?;
-        let due = DueKind::All { synced_before };
-        let drainers = (0..DRAINERS).map(|_| self.drain_one(id, started, due, shutdown));
-        let mut total = RunCounts::default();
-        for counts in futures_util::future::join_all(drainers).await {
-            total.add(&counts?);
-        }
-        self.paused_until.store(0, Ordering::Relaxed);
-        Ok(total)
-    }
-
-    async fn drain_one(
-        &self,
-        id: RunId,
-        cutoff: DateTime<Utc>,
-        due: DueKind,
-        shutdown: &CancellationToken,
-    ) -> anyhow::Result<RunCounts> {
-        let mut total = RunCounts::default();
-        let meter = Meter::default();
-        let mut progressed_at = std::time::Instant::now();
-        while !shutdown.is_cancelled() {
-            // Due as of the pass's start: a user synced (or failed) during the pass waits for the next one.
-            let claimed_at = Utc::now();
-            let batch = self.store.claim_due_users(due, self.batch_size, cutoff, claimed_at + LEASE).await?;
-            if batch.is_empty() {
-                break;
-            }
-            let result = self.reconciler.reconcile_batch(batch, Priority::Background, false, &meter).await;
-            self.store.record_outcomes(&result.outcomes, claimed_at, Utc::now()).await?;
-            let mut counts = counts_of(&result.outcomes);
-            (counts.points_core, counts.points_graphql) = meter.take();
-            self.record_batch(id, &counts, &result.notes, &result.errors).await?;
-            total.add(&counts);
-            if counts.fetched + counts.unchanged + counts.gone + counts.failed > 0 {
-                progressed_at = std::time::Instant::now();
-            }
-            if let Some(until) = result.blocked_until {
-                if progressed_at.elapsed() > STALL_LIMIT {
-                    anyhow::bail!(
-                        "no user could be synced for {} min: every token is spent, paused or unavailable",
-                        STALL_LIMIT.as_secs() / 60
-                    );
-                }
-                self.wait_out(id, until, shutdown).await?;
-            }
-        }
-        Ok(total)
-    }
-
-    async fn record_batch(
-        &self,
-        id: RunId,
-        counts: &RunCounts,
-        notes: &[String],
-        errors: &[String],
-    ) -> anyhow::Result<()> {
-        let now = Utc::now();
-        self.store.add_to_run(id, counts, now).await?;
-        for note in notes {
-            // Said once per run, not once per batch (every batch of a pass may fall back alike).
-            if self.noted.lock().expect("notes poisoned").insert((id, note.clone())) {
-                self.store.add_run_message(id, "note", note, now).await?;
-            }
-        }
-        // A run keeps a sample of its errors, not thousands of them.
-        for error in errors.iter().take(5) {
-            self.store.add_run_message(id, "error", error, now).await?;
-        }
-        for (label, n) in [
-            ("changed", counts.changed),
-            ("unchanged", counts.unchanged),
-            ("gone", counts.gone),
-            ("failed", counts.failed),
-        ] {
-            self.metrics.profiles.with_label_values(&[label]).inc_by(n as u64);
-        }
-        for record in self.github.governor().take_dirty(now) {
-            self.store.save_rate_limit(&record).await?;
-        }
-        Ok(())
-    }
-
-    /// Rate limits said "not before `until`": wait, keeping the pass's heartbeat.
-    async fn wait_out(&self, id: RunId, until: DateTime<Utc>, shutdown: &CancellationToken) -> anyhow::Result<()> {
-        self.paused_until.fetch_max(until.timestamp_millis(), Ordering::Relaxed);
-        tracing::info!(%until, "pass paused on rate limits");
-        loop {
-            let left = (until - Utc::now()).to_std().unwrap_or_default();
-            if left.is_zero() || shutdown.is_cancelled() {
-                return Ok(());
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(left.min(HEARTBEAT)) => {}
-                _ = shutdown.cancelled() => return Ok(()),
-            }
-            self.store.add_to_run(id, &RunCounts::default(), Utc::now()).await?;
-        }
     }
 }

@@ -7,13 +7,13 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::lease::renewing;
 use super::reconcile::Reconciler;
-use crate::domain::DueKind;
+use crate::domain::{DueKind, Lease};
 use crate::github::{Meter, Priority};
 use crate::store::Store;
 
 const CLAIM: usize = 16;
-const LEASE: chrono::Duration = chrono::Duration::minutes(2);
 /// Looked at least this often, in case a wake-up was missed.
 const POLL: Duration = Duration::from_secs(5);
 
@@ -24,24 +24,33 @@ pub struct Refresher {
     store: Arc<dyn Store>,
     reconciler: Reconciler,
     wake: Arc<Notify>,
+    /// How long a claim holds unless renewed (`GHSYNC_LEASE`).
+    lease: Duration,
 }
 
 impl Refresher {
-    pub fn new(store: Arc<dyn Store>, reconciler: Reconciler, wake: Arc<Notify>) -> Self {
-        Self { store, reconciler, wake }
+    pub fn new(store: Arc<dyn Store>, reconciler: Reconciler, wake: Arc<Notify>, lease: Duration) -> Self {
+        Self { store, reconciler, wake, lease }
     }
 
     /// One round: claims marked users that are due and refreshes them. Returns how many.
     pub async fn refresh_marked(&self) -> anyhow::Result<usize> {
         let now = Utc::now();
-        let users = self.store.claim_due_users(DueKind::Marked, CLAIM, now, now + LEASE).await?;
+        let length = chrono::Duration::from_std(self.lease).unwrap_or(chrono::Duration::MAX);
+        let lease = Lease::new(now, length);
+        let users = self.store.claim_due_users(DueKind::Marked, CLAIM, now, &lease).await?;
         if users.is_empty() {
             return Ok(0);
         }
         let count = users.len();
         let meter = Meter::default();
-        let result = self.reconciler.reconcile_batch(users, Priority::Webhook, true, &meter).await;
-        self.store.record_outcomes(&result.outcomes, now, Utc::now()).await?;
+        let work = self.reconciler.reconcile_batch(users, Priority::Webhook, true, &meter);
+        let renew = || self.store.renew_users(&lease.id, Utc::now() + length);
+        let result = renewing("users", self.lease, work, renew).await;
+        let lost = self.store.record_outcomes(&result.outcomes, Some(&lease.id), now, Utc::now()).await?;
+        if !lost.is_empty() {
+            tracing::warn!(lost = lost.len(), first = %lost[0], "lease lost: users taken over by another process");
+        }
         for error in &result.errors {
             tracing::warn!(%error, "webhook-driven refresh failed");
         }

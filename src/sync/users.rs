@@ -121,7 +121,7 @@ impl UserService {
                 profile: Box::new(profile),
             })
             .collect();
-        self.store.record_outcomes(&outcomes, now, Utc::now()).await?;
+        self.store.record_outcomes(&outcomes, None, now, Utc::now()).await?;
         Ok(outcomes.len())
     }
 
@@ -143,7 +143,7 @@ impl UserService {
         };
         let started = Utc::now();
         let outcome = reconciler.refresh_one(due).await?;
-        self.store.record_outcomes(std::slice::from_ref(&outcome), started, Utc::now()).await?;
+        self.store.record_outcomes(std::slice::from_ref(&outcome), None, started, Utc::now()).await?;
         if let UserOutcome::Failed { error, .. } = outcome {
             return Err(UserError::FetchFailed(error));
         }

@@ -77,10 +77,11 @@ mod overdue {
             assert_eq!(fresh["status"], "ok", "{fresh}");
 
             let long_ago = Utc::now() - Duration::hours(25);
-            let ghsync::domain::RunStart::Started(id) = app.store().start_run("test", long_ago, long_ago, long_ago).await.unwrap() else {
+            let owner = ghsync::domain::LeaseId::new();
+            let ghsync::domain::RunStart::Started(id) = app.store().start_run("test", long_ago, &owner, long_ago, long_ago).await.unwrap() else {
                 panic!("no pass should be running");
             };
-            app.store().finish_run(id, long_ago).await.unwrap();
+            app.store().finish_run(id, &owner, long_ago).await.unwrap();
 
             let (_, stale) = app.get_json("/admin/health").await;
             assert_eq!(stale["status"], "degraded", "{stale}");

@@ -16,6 +16,7 @@ mod fake_github;
 mod graphql_refused;
 mod inbox;
 mod installations;
+mod leases;
 mod lifecycle;
 mod logs;
 mod manifest;

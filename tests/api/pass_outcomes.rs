@@ -5,8 +5,8 @@
 use chrono::Utc;
 
 use crate::both_backends;
+use crate::helpers::binary::{Reconcile, fake_with_users};
 use crate::helpers::{TestDb, open_store};
-use crate::replicas::{Reconcile, fake_with_users};
 use ghsync::domain::{Account, AccountKind, GitHubUserId, Login};
 
 fn last_line(log: &str) -> String {

@@ -95,10 +95,12 @@ async fn db_with_finished_run(backend: Backend, ago: ChronoDuration) -> TestDb {
     let db = TestDb::create(backend).await;
     let store = open_store(&db).await;
     let at = Utc::now() - ago;
-    let RunStart::Started(id) = store.start_run("test", at, at - ChronoDuration::minutes(1), at).await.unwrap() else {
+    let owner = ghsync::domain::LeaseId::new();
+    let RunStart::Started(id) = store.start_run("test", at, &owner, at - ChronoDuration::minutes(1), at).await.unwrap()
+    else {
         panic!("a fresh database has no running pass");
     };
-    store.finish_run(id, at).await.unwrap();
+    store.finish_run(id, &owner, at).await.unwrap();
     drop(store);
     db
 }

@@ -8,8 +8,8 @@ use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Encode, Executor, IntoArguments, 
 use super::rows::corrupt;
 use super::{Backend, SqlStore};
 use crate::domain::{
-    ClaimedDelivery, DeliveryId, DeliveryRecord, DeliveryState, EventName, InboxStats, InsertOutcome, NewDelivery,
-    Settlement,
+    ClaimedDelivery, DeliveryId, DeliveryRecord, DeliveryState, EventName, InboxStats, InsertOutcome, Lease, LeaseId,
+    NewDelivery, Settlement,
 };
 use crate::store::{InboxStore, StoreError, StoreResult};
 
@@ -70,10 +70,10 @@ where
         &self,
         limit: usize,
         now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
+        lease: &Lease,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
         let sql = format!(
-            "UPDATE webhook_deliveries SET lease_until = $3, attempts = attempts + 1 \
+            "UPDATE webhook_deliveries SET lease_until = $3, lease_id = $4, attempts = attempts + 1 \
              WHERE delivery_id IN (SELECT delivery_id FROM webhook_deliveries \
                WHERE state = 'pending' AND next_attempt_at <= $1 \
                AND (lease_until IS NULL OR lease_until < $1) \
@@ -83,7 +83,8 @@ where
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(now)
             .bind(limit as i64)
-            .bind(lease_until)
+            .bind(lease.until)
+            .bind(lease.id.as_str())
             .fetch_all(&self.writer)
             .await?;
         rows.iter()
@@ -99,6 +100,17 @@ where
             .collect()
     }
 
+    async fn renew_deliveries(&self, lease: &LeaseId, until: DateTime<Utc>) -> StoreResult<u64> {
+        // Rows locked by GUID, as settlements lock them.
+        let sql = format!(
+            "UPDATE webhook_deliveries SET lease_until = $2 WHERE delivery_id IN \
+             (SELECT delivery_id FROM webhook_deliveries WHERE lease_id = $1 ORDER BY delivery_id{})",
+            DB::LOCK_HELD
+        );
+        let done = sqlx::query(AssertSqlSafe(sql)).bind(lease.as_str()).bind(until).execute(&self.writer).await?;
+        Ok(DB::rows_affected(&done))
+    }
+
     async fn finish_delivery(
         &self,
         id: &DeliveryId,
@@ -107,14 +119,17 @@ where
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
         let settlement = Settlement { id: id.clone(), state, note: note.map(str::to_owned), retry_at: None };
-        self.settle_deliveries(&[settlement], now).await
+        let mut tx = self.writer.begin_with(DB::BEGIN_WRITE).await?;
+        Self::settle(&mut tx, &settlement, None, now).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn retry_delivery(&self, id: &DeliveryId, now: DateTime<Utc>) -> StoreResult<bool> {
         let mut tx = self.writer.begin_with(DB::BEGIN_WRITE).await?;
         let done = sqlx::query(
             "UPDATE webhook_deliveries SET state = 'pending', attempts = 0, next_attempt_at = $2, \
-             lease_until = NULL, completed_at = NULL WHERE delivery_id = $1 AND state = 'failed'",
+             lease_until = NULL, lease_id = NULL, completed_at = NULL WHERE delivery_id = $1 AND state = 'failed'",
         )
         .bind(id.as_str())
         .bind(now)
@@ -124,33 +139,23 @@ where
         Ok(DB::rows_affected(&done) == 1)
     }
 
-    async fn settle_deliveries(&self, settlements: &[Settlement], now: DateTime<Utc>) -> StoreResult<()> {
+    async fn settle_deliveries(
+        &self,
+        settlements: &[Settlement],
+        lease: &LeaseId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<DeliveryId>> {
         let mut settlements: Vec<&Settlement> = settlements.iter().collect();
         settlements.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
         let mut tx = self.writer.begin_with(DB::BEGIN_WRITE).await?;
+        let mut lost = Vec::new();
         for s in settlements {
-            match s.retry_at {
-                Some(retry_at) => sqlx::query(
-                    "UPDATE webhook_deliveries SET last_error = $2, next_attempt_at = $3, lease_until = NULL \
-                     WHERE delivery_id = $1",
-                )
-                .bind(s.id.as_str())
-                .bind(s.note.as_deref())
-                .bind(retry_at),
-                None => sqlx::query(
-                    "UPDATE webhook_deliveries SET state = $2, last_error = $3, completed_at = $4, lease_until = NULL \
-                     WHERE delivery_id = $1",
-                )
-                .bind(s.id.as_str())
-                .bind(s.state.as_str())
-                .bind(s.note.as_deref())
-                .bind(now),
+            if !Self::settle(&mut tx, s, Some(lease), now).await? {
+                lost.push(s.id.clone());
             }
-            .execute(&mut *tx)
-            .await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(lost)
     }
 
     async fn delivery(&self, id: &DeliveryId) -> StoreResult<Option<DeliveryRecord>> {
@@ -270,5 +275,49 @@ where
         .execute(&self.writer)
         .await?;
         Ok(())
+    }
+}
+
+impl<DB> SqlStore<DB>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+{
+    /// Settles one delivery: finished, or pending again until its retry. Under
+    /// a lease (fenced) only while the lease still holds it; false if not.
+    async fn settle(
+        tx: &mut sqlx::Transaction<'static, DB>,
+        s: &Settlement,
+        lease: Option<&LeaseId>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        // Fenced, the row must still be pending under the lease; unfenced (`''`), any row.
+        let lease = lease.map_or("", LeaseId::as_str);
+        let done = match s.retry_at {
+            Some(retry_at) => sqlx::query(
+                "UPDATE webhook_deliveries SET last_error = $2, next_attempt_at = $3, lease_until = NULL, \
+                 lease_id = NULL WHERE delivery_id = $1 AND ($4 = '' OR (lease_id = $4 AND state = 'pending'))",
+            )
+            .bind(s.id.as_str())
+            .bind(s.note.as_deref())
+            .bind(retry_at)
+            .bind(lease),
+            None => sqlx::query(
+                "UPDATE webhook_deliveries SET state = $3, last_error = $2, completed_at = $4, lease_until = NULL, \
+                 lease_id = NULL WHERE delivery_id = $1 AND ($5 = '' OR (lease_id = $5 AND state = 'pending'))",
+            )
+            .bind(s.id.as_str())
+            .bind(s.note.as_deref())
+            .bind(s.state.as_str())
+            .bind(now)
+            .bind(lease),
+        }
+        .execute(&mut **tx)
+        .await?;
+        Ok(DB::rows_affected(&done) == 1)
     }
 }

@@ -14,6 +14,7 @@
 
 mod inbox;
 mod installations;
+mod outcomes;
 mod rate_limits;
 mod register;
 mod rows;
@@ -37,6 +38,10 @@ pub trait Backend: Database {
     /// replica holds (`FOR UPDATE SKIP LOCKED`); SQLite's single writer makes
     /// the `UPDATE … RETURNING` atomic without it.
     const LOCK_CLAIMED: &'static str;
+    /// Follows the look-up of the rows a lease still holds, before a fenced
+    /// write: PostgreSQL locks them (`FOR UPDATE`), so no claim takes one
+    /// between the look-up and the write; SQLite's write lock already does.
+    const LOCK_HELD: &'static str;
     /// sqlx has no trait for this: each engine's result type has its own method.
     fn rows_affected(result: &Self::QueryResult) -> u64;
 }

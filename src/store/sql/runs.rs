@@ -7,7 +7,7 @@ use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Encode, Executor, IntoArguments, 
 
 use super::rows::corrupt;
 use super::{Backend, RUN_COLUMNS, SqlStore};
-use crate::domain::{RunCounts, RunId, RunRecord, RunStart};
+use crate::domain::{LeaseId, RunCounts, RunId, RunRecord, RunStart};
 use crate::store::{RunStore, StoreError, StoreResult};
 
 impl<DB> SqlStore<DB>
@@ -67,26 +67,35 @@ where
         &self,
         trigger: &str,
         synced_before: DateTime<Utc>,
+        owner: &LeaseId,
         now: DateTime<Utc>,
-        abandoned_before: DateTime<Utc>,
+        silent_before: DateTime<Utc>,
     ) -> StoreResult<RunStart> {
-        // One transaction: closing an abandoned pass and starting ours commit together or not at all.
         let mut tx = self.writer.begin_with(DB::BEGIN_WRITE).await?;
-        sqlx::query(
-            "UPDATE sync_runs SET state = 'abandoned', finished_at = $1 \
-             WHERE state = 'running' AND heartbeat_at < $2",
+        // A pass whose owner died is ours to finish, not a second one to start beside it. Two
+        // starters racing for it: PostgreSQL re-checks the heartbeat after the first one's
+        // update, so only one gets the row (the other then finds it running).
+        let taken: Option<i64> = sqlx::query_scalar(
+            "UPDATE sync_runs SET owner = $1, heartbeat_at = $2 \
+             WHERE state = 'running' AND heartbeat_at < $3 RETURNING id",
         )
+        .bind(owner.as_str())
         .bind(now)
-        .bind(abandoned_before)
-        .execute(&mut *tx)
+        .bind(silent_before)
+        .fetch_optional(&mut *tx)
         .await?;
+        if let Some(id) = taken {
+            tx.commit().await?;
+            return Ok(RunStart::TakenOver(RunId::new(id).map_err(|e| corrupt("run id", e))?));
+        }
         let inserted = sqlx::query_scalar::<_, i64>(
-            "INSERT INTO sync_runs (trigger, state, started_at, heartbeat_at, synced_before) \
-             VALUES ($1, 'running', $2, $2, $3) RETURNING id",
+            "INSERT INTO sync_runs (trigger, state, started_at, heartbeat_at, synced_before, owner) \
+             VALUES ($1, 'running', $2, $2, $3, $4) RETURNING id",
         )
         .bind(trigger)
         .bind(now)
         .bind(synced_before)
+        .bind(owner.as_str())
         .fetch_one(&mut *tx)
         .await;
         match inserted {
@@ -107,13 +116,46 @@ where
         }
     }
 
-    async fn add_to_run(&self, id: RunId, c: &RunCounts, now: DateTime<Utc>) -> StoreResult<()> {
+    async fn take_over_run(
+        &self,
+        id: RunId,
+        owner: &LeaseId,
+        now: DateTime<Utc>,
+        silent_before: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE sync_runs SET owner = $2, heartbeat_at = $3 \
+             WHERE id = $1 AND state = 'running' AND heartbeat_at < $4",
+        )
+        .bind(id.get())
+        .bind(owner.as_str())
+        .bind(now)
+        .bind(silent_before)
+        .execute(&self.writer)
+        .await?;
+        Ok(DB::rows_affected(&done) == 1)
+    }
+
+    async fn beat_run(&self, id: RunId, owner: &LeaseId, now: DateTime<Utc>) -> StoreResult<bool> {
+        let done =
+            sqlx::query("UPDATE sync_runs SET heartbeat_at = $3 WHERE id = $1 AND owner = $2 AND state = 'running'")
+                .bind(id.get())
+                .bind(owner.as_str())
+                .bind(now)
+                .execute(&self.writer)
+                .await?;
+        Ok(DB::rows_affected(&done) == 1)
+    }
+
+    // Counts only: the heartbeat is the owner's alone (`beat_run`), so joiners still at work
+    // do not hide an owner that died, and one of them can take the pass over.
+    async fn add_to_run(&self, id: RunId, c: &RunCounts) -> StoreResult<()> {
         sqlx::query(
             "UPDATE sync_runs SET users_due = users_due + $2, fetched = fetched + $3, changed = changed + $4, \
              unchanged = unchanged + $5, failed = failed + $6, gone = gone + $7, \
              points_core = points_core + $8, points_graphql = points_graphql + $9, \
              installations_added = installations_added + $10, \
-             installations_removed = installations_removed + $11, heartbeat_at = $12 WHERE id = $1",
+             installations_removed = installations_removed + $11 WHERE id = $1",
         )
         .bind(id.get())
         .bind(c.users_due)
@@ -126,7 +168,6 @@ where
         .bind(c.points_graphql)
         .bind(c.installations_added)
         .bind(c.installations_removed)
-        .bind(now)
         .execute(&self.writer)
         .await?;
         Ok(())
@@ -143,28 +184,34 @@ where
         Ok(())
     }
 
-    async fn finish_run(&self, id: RunId, now: DateTime<Utc>) -> StoreResult<()> {
-        sqlx::query(
+    async fn finish_run(&self, id: RunId, owner: &LeaseId, now: DateTime<Utc>) -> StoreResult<bool> {
+        let done = sqlx::query(
             "UPDATE sync_runs SET state = 'finished', finished_at = $2, heartbeat_at = $2 \
-             WHERE id = $1 AND state = 'running'",
+             WHERE id = $1 AND state = 'running' AND owner = $3",
         )
         .bind(id.get())
         .bind(now)
+        .bind(owner.as_str())
         .execute(&self.writer)
         .await?;
-        Ok(())
+        Ok(DB::rows_affected(&done) == 1)
     }
 
-    async fn fail_run(&self, id: RunId, reason: &str, now: DateTime<Utc>) -> StoreResult<()> {
+    async fn fail_run(&self, id: RunId, owner: &LeaseId, reason: &str, now: DateTime<Utc>) -> StoreResult<()> {
         let mut tx = self.writer.begin_with(DB::BEGIN_WRITE).await?;
-        sqlx::query(
+        let done = sqlx::query(
             "UPDATE sync_runs SET state = 'failed', finished_at = $2, heartbeat_at = $2 \
-             WHERE id = $1 AND state = 'running'",
+             WHERE id = $1 AND state = 'running' AND owner = $3",
         )
         .bind(id.get())
         .bind(now)
+        .bind(owner.as_str())
         .execute(&mut *tx)
         .await?;
+        if DB::rows_affected(&done) == 0 {
+            // Not ours (taken over meanwhile) or over: its record is another's to write.
+            return Ok(());
+        }
         sqlx::query("INSERT INTO sync_run_messages (run_id, kind, at, message) VALUES ($1, 'error', $2, $3)")
             .bind(id.get())
             .bind(now)

@@ -1,6 +1,7 @@
 //! `spawn_app(backend)`: a new world per test — a fresh database, a fake
 //! GitHub on port 0, and the real `App` on port 0.
 
+pub mod binary;
 mod browser;
 mod cdp;
 mod db;
