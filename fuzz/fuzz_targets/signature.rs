@@ -45,7 +45,8 @@ fuzz_target!(|input: Input| {
 
     // One changed digest byte: refused.
     let mut digest = hex::decode(&good["sha256=".len()..]).unwrap();
-    digest[usize::from(flip_at) % digest.len()] ^= flip.max(1);
+    let at = usize::from(flip_at) % digest.len();
+    digest[at] ^= flip.max(1);
     let mutated = format!("sha256={}", hex::encode(&digest));
     assert_eq!(verify(Some(&mutated), &body, &rotating), Err(SignatureError::Mismatch));
     // Cut short or with a digit more: not a signature at all.
