@@ -94,12 +94,19 @@ fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Everything short of storing: the checks, in the contract's order.
-async fn check(req: &HttpRequest, payload: web::Payload, state: &Ingest) -> Result<(NewDelivery, Held), IngestError> {
+/// Everything short of storing: the checks, in the contract's order. Public
+/// (with only what it reads as arguments) so that fuzz/ can run the request
+/// path up to the store.
+pub async fn check(
+    req: &HttpRequest,
+    payload: web::Payload,
+    gate: &BodyGate,
+    secrets: &[SecretString],
+) -> Result<(NewDelivery, Held), IngestError> {
     let declared = header(req, "content-length").and_then(|v| v.parse::<usize>().ok());
-    let body = state.gate.read(declared, payload).await?;
+    let body = gate.read(declared, payload).await?;
     let (body, held) = (body.bytes, body.held);
-    verify(header(req, "x-hub-signature-256"), &body, &state.secrets)?;
+    verify(header(req, "x-hub-signature-256"), &body, secrets)?;
     let event = EventName::parse(header(req, "x-github-event").unwrap_or(""))
         .map_err(|e| IngestError::BadRequest(e.to_string()))?;
     let id = DeliveryId::parse(header(req, "x-github-delivery").unwrap_or(""))
@@ -132,7 +139,7 @@ pub async fn receive(
     state: web::Data<Ingest>,
 ) -> Result<HttpResponse, IngestError> {
     // `_held` keeps the body's bytes counted until the answer is written.
-    let (delivery, _held) = match check(&req, payload, &state).await {
+    let (delivery, _held) = match check(&req, payload, &state.gate, &state.secrets).await {
         Ok(checked) => checked,
         Err(e) => {
             // An unverified request's event header is not trusted, not even as a label.

@@ -11,7 +11,7 @@ mod writer;
 
 pub use body::{BodyGate, return_body_buffers_to_the_os};
 pub use event::{Event, EventError, InstallationAction, parse_event};
-pub use ingest::{Ingest, MAX_BODY_BYTES, receive};
+pub use ingest::{Ingest, IngestError, MAX_BODY_BYTES, check, receive};
 pub use refusals::{RefusalLog, SUMMARY_PERIOD as REFUSAL_SUMMARY_PERIOD};
 pub use signature::{SignatureError, verify};
 pub use writer::Writer;
