@@ -36,7 +36,7 @@ fn editors(users: usize) -> Vec<i64> {
 
 pub async fn tell(fake: &FakeGitHub, state: &AppState, users: usize) -> anyhow::Result<()> {
     let ids: Vec<i64> = (FIRST_ID + 1..=FIRST_ID + users as i64).collect();
-    until("the start-up pass", || async { Ok(no_pass_running(state).await?) }).await?;
+    until("the start-up pass", || async { no_pass_running(state).await }).await?;
 
     // 1. Installs.
     let (before, clock) = (fake.stats(), Instant::now());
@@ -48,7 +48,7 @@ pub async fn tell(fake: &FakeGitHub, state: &AppState, users: usize) -> anyhow::
         answers.push(fake.deliver("installation", &event).await?.0);
     }
     until("every profile fetched", || async {
-        Ok(every(state, &ids, |u| u.status == UserStatus::Active && u.last_synced_at.is_some()).await?)
+        every(state, &ids, |u| u.status == UserStatus::Active && u.last_synced_at.is_some()).await
     })
     .await?;
     println!(
@@ -115,7 +115,7 @@ pub async fn tell(fake: &FakeGitHub, state: &AppState, users: usize) -> anyhow::
     let answered_in = clock.elapsed();
     let chatty: Vec<i64> = CHATTY.collect();
     until("the burst's senders refreshed", || async {
-        Ok(every(state, &chatty, |u| u.last_synced_at.is_some_and(|t| t > burst_at)).await?)
+        every(state, &chatty, |u| u.last_synced_at.is_some_and(|t| t > burst_at)).await
     })
     .await?;
     println!(
