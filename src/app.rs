@@ -32,11 +32,22 @@ pub async fn build_core(settings: &Settings, metrics: &Metrics) -> anyhow::Resul
         Some(github) => {
             let github = GitHub::new(github, metrics.clone())?;
             github.governor().load(&store.rate_limits().await?);
+            github.governor().share(Arc::new(StoreLedger(store.clone())));
             Some(github)
         }
         None => None,
     };
     Ok(Core { store, github })
+}
+
+/// Every process on the database books its rate budgets here (`github/governor/shared.rs`).
+struct StoreLedger(Arc<dyn Store>);
+
+#[async_trait::async_trait]
+impl crate::github::Ledger for StoreLedger {
+    async fn book(&self, ask: &crate::domain::BudgetAsk) -> Result<crate::domain::Booking, String> {
+        self.0.book_budget(ask).await.map_err(|e| e.to_string())
+    }
 }
 
 impl Core {

@@ -4,6 +4,7 @@
 //! from here, so none of them needs another's module for its words.
 
 mod account;
+mod budget;
 mod delivery;
 mod ids;
 mod lease;
@@ -15,6 +16,7 @@ mod status;
 mod user;
 
 pub use account::{Account, AccountKind, InstallationRecord};
+pub use budget::{BOOKING_TTL, Booking, BudgetAsk, BudgetRow, Observed, book};
 pub use delivery::{
     ClaimedDelivery, DeliveryRecord, DeliveryState, InboxStats, InsertOutcome, NewDelivery, Settlement,
 };

@@ -205,6 +205,7 @@ impl GitHub {
             obs.graphql_rate_limited = true;
             // Booked and answered already; this only records that the budget is spent.
             self.inner.governor.observe(installation, Resource::Graphql, 0, Some(&obs), chrono::Utc::now());
+            self.inner.governor.publish(installation, Resource::Graphql).await;
         }
         // What GitHub said inside a 200 names the call too.
         result.map_err(|e| match e {

@@ -18,7 +18,7 @@ pub use app_jwt::sign_test_jwt;
 pub use clock::ClockSkew;
 pub use deliveries::HookDelivery;
 pub use errors::GitHubError;
-pub use governor::{Governor, Priority, Refusal};
+pub use governor::{Governor, Ledger, Priority, Refusal};
 pub use graphql::{MAX_NODES, NodesAnswer, ObservedUser};
 pub use manifest::{NewApp, convert_manifest};
 pub use rest::AccountWire as AccountWireRef;
@@ -242,6 +242,7 @@ impl GitHub {
             }
         };
         governor.observe(id, resource, cost, Some(&answer.observation()), Utc::now());
+        governor.publish(id, resource).await;
         self.inner.clock.observe(&answer.headers, Utc::now());
         if answer.status == 401 {
             self.inner.tokens.invalidate(id).await;

@@ -17,9 +17,10 @@ use std::sync::Arc;
 
 use crate::config::DatabaseSettings;
 use crate::domain::{
-    Account, ClaimedDelivery, DeliveryId, DeliveryRecord, DeliveryState, DueKind, DueUser, GitHubUserId, InboxStats,
-    InsertOutcome, InstallationId, InstallationRecord, InstallationState, Lease, LeaseId, Login, NewDelivery,
-    RateLimitRecord, RateSummary, RunCounts, RunId, RunRecord, RunStart, Settlement, UserOutcome, UserRecord,
+    Account, Booking, BudgetAsk, ClaimedDelivery, DeliveryId, DeliveryRecord, DeliveryState, DueKind, DueUser,
+    GitHubUserId, InboxStats, InsertOutcome, InstallationId, InstallationRecord, InstallationState, Lease, LeaseId,
+    Login, NewDelivery, RateLimitRecord, RateSummary, RunCounts, RunId, RunRecord, RunStart, Settlement, UserOutcome,
+    UserRecord,
 };
 
 pub use postgres::PgStore;
@@ -279,6 +280,9 @@ pub trait RateLimitStore: Send + Sync {
     async fn rate_limits_least(&self, n: i64) -> StoreResult<Vec<RateLimitRecord>>;
     /// Per resource: budgets known, paused at `now`, and the least left.
     async fn rate_limit_summary(&self, now: DateTime<Utc>) -> StoreResult<Vec<RateSummary>>;
+    /// Books points of one budget for this process against every process on
+    /// the database, in one transaction that holds the row (`domain::book`).
+    async fn book_budget(&self, ask: &BudgetAsk) -> StoreResult<Booking>;
 }
 
 /// Reconcile passes.

@@ -251,6 +251,9 @@ impl<S: Store> RateLimitStore for Retrying<S> {
     async fn rate_limit_summary(&self, now: DateTime<Utc>) -> StoreResult<Vec<RateSummary>> {
         self.0.rate_limit_summary(now).await
     }
+    async fn book_budget(&self, ask: &BudgetAsk) -> StoreResult<Booking> {
+        retrying("book_budget", || self.0.book_budget(ask)).await
+    }
 }
 
 #[async_trait]

@@ -18,6 +18,8 @@ use crate::store::Store;
 const CANDIDATES: i64 = 256;
 /// How often the candidate list is read again.
 const REFRESH: Duration = Duration::from_secs(30);
+/// With no active installation known, look again this much later.
+const NONE_YET: chrono::Duration = chrono::Duration::seconds(5);
 /// A refusal this short is waited out here rather than reported.
 const SHORT_WAIT: chrono::Duration = chrono::Duration::seconds(2);
 
@@ -100,8 +102,10 @@ impl TokenPicker {
         loop {
             let candidates = self.candidates().await?;
             if candidates.is_empty() && preferred.is_none() {
+                // Read again next time: a pass's listing may be storing the installations right now.
+                self.invalidate();
                 return Err(GitHubError::Blocked {
-                    until: Utc::now() + chrono::Duration::seconds(60),
+                    until: Utc::now() + NONE_YET,
                     reason: "no active installation: no token to read profiles with".into(),
                 });
             }

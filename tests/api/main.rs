@@ -28,6 +28,7 @@ mod redeliver;
 mod register;
 mod replicas;
 mod setup;
+mod shared_budget;
 mod staleness;
 mod store_contract;
 mod users;

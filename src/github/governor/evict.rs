@@ -29,6 +29,7 @@ fn evictable(slot: &Slot, idle: Duration, now: DateTime<Utc>) -> bool {
         && Arc::strong_count(&slot.concurrency) == 1
         && Arc::strong_count(&slot.rest_pacer) == 1
         && Arc::strong_count(&slot.graphql_pacer) == 1
+        && Arc::strong_count(&slot.booking_turn) == 1
 }
 
 /// Drops the evictable slots; returns how many.

@@ -12,13 +12,16 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 mod evict;
+mod memory;
+mod shared;
 mod slot;
+pub use shared::Ledger;
 use slot::{Bucket, Slot, pacer, secondary_pause};
 #[cfg(test)]
 use slot::{SECONDARY_CAP, WIDEN_AFTER};
 
 use super::GovernorSettings;
-use crate::domain::{InstallationId, RateLimitRecord, Resource};
+use crate::domain::{InstallationId, Resource};
 
 /// Webhook-driven refreshes may spend the reserve; background passes may not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,11 +76,18 @@ pub struct Governor {
     slots: Mutex<HashMap<InstallationId, Slot>>,
     /// When idle slots were last looked for (`evict.rs`).
     swept: Mutex<std::time::Instant>,
+    /// The ledger every process on the database books from (`shared.rs`).
+    shared: shared::Shared,
 }
 
 impl Governor {
     pub fn new(settings: GovernorSettings) -> Self {
-        Self { settings, slots: Mutex::new(HashMap::new()), swept: Mutex::new(std::time::Instant::now()) }
+        Self {
+            settings,
+            slots: Mutex::new(HashMap::new()),
+            swept: Mutex::new(std::time::Instant::now()),
+            shared: shared::Shared::default(),
+        }
     }
 
     fn with_slot<T>(&self, id: InstallationId, f: impl FnOnce(&mut Slot) -> T) -> T {
@@ -97,6 +107,8 @@ impl Governor {
             rest_pacer: pacer(self.settings.rest_points_per_minute),
             graphql_pacer: pacer(self.settings.graphql_points_per_minute),
             dirty: false,
+            urgent: false,
+            booking_turn: Arc::new(tokio::sync::Mutex::new(())),
             last_used: std::time::Instant::now(),
         });
         slot.last_used = std::time::Instant::now();
@@ -151,7 +163,12 @@ impl Governor {
             pacer.check().map_err(|_| Refusal::Busy)?;
             permit
         };
-        self.admit(id, resource, cost, priority, Utc::now())?;
+        // What every process on the database spends together, then what this one knows.
+        self.book_shared(id, resource, cost, priority, wait).await?;
+        if let Err(refusal) = self.admit(id, resource, cost, priority, Utc::now()) {
+            self.unbook(id, resource, cost);
+            return Err(refusal);
+        }
         Ok(Permit { _slot: permit })
     }
 
@@ -181,6 +198,7 @@ impl Governor {
         let max_concurrency = self.settings.max_concurrency_per_token;
         self.with_slot(id, |slot| {
             slot.dirty = true;
+            let mut urgent = false;
             let bucket = slot.bucket(resource);
             bucket.probing = false;
             bucket.in_flight = (bucket.in_flight - cost).max(0);
@@ -188,6 +206,8 @@ impl Governor {
             if let (Some(limit), Some(remaining), Some(reset)) = (obs.limit, obs.remaining, obs.reset) {
                 // Within one window, answers to concurrent requests arrive out of order: trust the lowest.
                 if !bucket.known || reset > bucket.reset_at {
+                    // Other processes may be waiting for this window's figure.
+                    urgent = true;
                     // A new window: requests still on the wire may not be counted in it yet.
                     bucket.remaining = remaining - bucket.in_flight;
                 } else {
@@ -197,8 +217,9 @@ impl Governor {
                 bucket.reset_at = reset;
                 bucket.known = true;
             }
-            if obs.graphql_rate_limited {
+            if obs.graphql_rate_limited || obs.remaining == Some(0) {
                 bucket.remaining = 0;
+                urgent = true;
             }
             let limited = matches!(obs.status, 403 | 429);
             if limited && obs.remaining == Some(0) && !obs.secondary {
@@ -214,16 +235,23 @@ impl Governor {
                 let pause = secondary_pause(obs.retry_after, slot.strikes.max(1));
                 let until = now + ChronoDuration::from_std(pause).unwrap_or_default();
                 slot.paused_until = Some(slot.paused_until.filter(|_| paused).map_or(until, |t| t.max(until)));
+                if !paused {
+                    tracing::info!(installation_id = %id, %until, strikes = slot.strikes, retry_after = ?obs.retry_after,
+                        "secondary rate limit: this installation's token pauses");
+                }
+                urgent = true;
             } else if (200..300).contains(&obs.status) || obs.status == 304 || obs.status == 404 {
                 slot.strikes = 0;
                 slot.widen(max_concurrency);
             }
             slot.settle_owed();
+            slot.urgent |= urgent;
         })
     }
 
     /// The request was not sent after all: give its points back.
     pub fn refund(&self, id: InstallationId, resource: Resource, cost: i64) {
+        self.unbook(id, resource, cost);
         self.with_slot(id, |slot| {
             let bucket = slot.bucket(resource);
             if bucket.known {
@@ -232,72 +260,6 @@ impl Governor {
             bucket.in_flight = (bucket.in_flight - cost).max(0);
             bucket.probing = false;
         })
-    }
-
-    /// What we know, for health, metrics and the database.
-    pub fn snapshot(&self, now: DateTime<Utc>) -> Vec<RateLimitRecord> {
-        let slots = self.slots.lock().expect("governor poisoned");
-        let mut out = Vec::new();
-        for (id, slot) in slots.iter() {
-            for (resource, bucket) in [(Resource::Core, &slot.core), (Resource::Graphql, &slot.graphql)] {
-                if !bucket.known {
-                    continue;
-                }
-                let mut b = bucket.clone();
-                b.roll(now);
-                out.push(RateLimitRecord {
-                    installation_id: *id,
-                    resource,
-                    limit: b.limit,
-                    remaining: b.remaining,
-                    reset_at: b.reset_at,
-                    paused_until: slot.paused_until.filter(|t| *t > now),
-                    updated_at: now,
-                });
-            }
-        }
-        out.sort_by_key(|r| (r.installation_id, r.resource));
-        out
-    }
-
-    /// Records changed since the last call (to save them).
-    pub fn take_dirty(&self, now: DateTime<Utc>) -> Vec<RateLimitRecord> {
-        let dirty: Vec<InstallationId> = {
-            let mut slots = self.slots.lock().expect("governor poisoned");
-            slots
-                .iter_mut()
-                .filter(|(_, s)| s.dirty)
-                .map(|(id, s)| {
-                    s.dirty = false;
-                    *id
-                })
-                .collect()
-        };
-        self.snapshot(now).into_iter().filter(|r| dirty.contains(&r.installation_id)).collect()
-    }
-
-    /// Starts from what an earlier process learned, instead of from ignorance.
-    pub fn load(&self, records: &[RateLimitRecord]) {
-        for r in records {
-            let resource = r.resource;
-            self.with_slot(r.installation_id, |slot| {
-                let bucket = slot.bucket(resource);
-                if bucket.known && bucket.reset_at >= r.reset_at {
-                    return;
-                }
-                *bucket = Bucket {
-                    limit: r.limit,
-                    remaining: r.remaining,
-                    reset_at: r.reset_at,
-                    known: true,
-                    probing: false,
-                    in_flight: 0,
-                };
-                if r.paused_until > slot.paused_until {
-                    slot.paused_until = r.paused_until;
-                }
-            });
-        }
     }
 }
 

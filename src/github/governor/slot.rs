@@ -27,6 +27,28 @@ pub(super) struct Bucket {
     pub(super) probing: bool,
     /// Points booked by requests whose answers have not come back yet.
     pub(super) in_flight: i64,
+    /// Booked from the shared ledger and not spent yet (`shared.rs`).
+    pub(super) booking: Booked,
+}
+
+/// This process's booking from the shared ledger for one budget.
+#[derive(Debug, Clone)]
+pub(super) struct Booked {
+    pub(super) points: i64,
+    /// The window the points belong to (they are void after it).
+    pub(super) window: DateTime<Utc>,
+    pub(super) at: Option<std::time::Instant>,
+    /// Points the next booking asks for: doubles while bookings run out before
+    /// they expire (a pass), halves when they expire unspent (a trickle).
+    pub(super) chunk: i64,
+    /// Another process is finding this budget out: no need to ask before then.
+    pub(super) probed_elsewhere: Option<std::time::Instant>,
+}
+
+impl Default for Booked {
+    fn default() -> Self {
+        Self { points: 0, window: DateTime::<Utc>::MIN_UTC, at: None, chunk: 1, probed_elsewhere: None }
+    }
 }
 
 impl Bucket {
@@ -38,6 +60,7 @@ impl Bucket {
             known: false,
             probing: false,
             in_flight: 0,
+            booking: Booked::default(),
         }
     }
 
@@ -90,6 +113,10 @@ pub(super) struct Slot {
     pub(super) rest_pacer: Arc<DefaultDirectRateLimiter>,
     pub(super) graphql_pacer: Arc<DefaultDirectRateLimiter>,
     pub(super) dirty: bool,
+    /// An answer told what other processes must know now (a pause, a new window, exhaustion).
+    pub(super) urgent: bool,
+    /// One booking from the shared ledger at a time per installation.
+    pub(super) booking_turn: Arc<tokio::sync::Mutex<()>>,
     /// Last asked about or told about: idle slots are forgotten (`evict.rs`).
     pub(super) last_used: std::time::Instant,
 }
