@@ -1,6 +1,4 @@
 -- Replicas book points from one budget row (`domain::book`): the per-minute
--- secondary limit is counted across processes in `minute_start`/`minute_used`,
--- and `probe_until` lets one process at a time find out an unknown budget.
+-- secondary limit is counted across processes in `minute_start`/`minute_used`.
 ALTER TABLE rate_limits ADD COLUMN minute_start TIMESTAMPTZ;
 ALTER TABLE rate_limits ADD COLUMN minute_used BIGINT NOT NULL DEFAULT 0;
-ALTER TABLE rate_limits ADD COLUMN probe_until TIMESTAMPTZ;

@@ -19,9 +19,6 @@ use super::{InstallationId, Resource};
 /// saw stops this one within this time.
 pub const BOOKING_TTL: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// One process finds out an unknown budget, with one request; this long at most.
-const PROBE_LEASE: Duration = Duration::seconds(30);
-
 /// The per-minute secondary limit is counted in windows this long.
 const MINUTE: Duration = Duration::seconds(60);
 
@@ -64,7 +61,6 @@ pub struct BudgetRow {
     pub paused_until: Option<DateTime<Utc>>,
     pub minute_start: DateTime<Utc>,
     pub minute_used: i64,
-    pub probe_until: Option<DateTime<Utc>>,
 }
 
 impl BudgetRow {
@@ -77,7 +73,6 @@ impl BudgetRow {
             paused_until: None,
             minute_start: DateTime::<Utc>::UNIX_EPOCH,
             minute_used: 0,
-            probe_until: None,
         }
     }
 }
@@ -87,10 +82,11 @@ impl BudgetRow {
 pub enum Booking {
     /// These points are this process's to spend in the window ending at `reset_at`.
     Granted { points: i64, reset_at: DateTime<Utc> },
-    /// Nobody knows the budget of this window: this process sends one request to find out.
+    /// Nobody knows the budget of this window: this process finds it out, one
+    /// request at a time, as it would alone. Not one process for all: a fresh
+    /// window is full, so a probe from each costs nothing, while a probe held by
+    /// a process that froze would hold every other process up.
     Probe,
-    /// Another process is finding the budget out.
-    Probing(DateTime<Utc>),
     /// Nothing left (less the reserve) until the window resets.
     Exhausted(DateTime<Utc>),
     /// A secondary-limit pause, until then.
@@ -110,7 +106,6 @@ pub fn book(row: Option<BudgetRow>, ask: &BudgetAsk) -> (BudgetRow, Booking) {
             // A later window: GitHub's figure replaces ours (bookings of the last window are void).
             row.remaining = seen.remaining;
             row.reset_at = seen.reset_at;
-            row.probe_until = None;
         } else if seen.reset_at == row.reset_at {
             row.remaining = row.remaining.min(seen.remaining);
         }
@@ -141,11 +136,7 @@ pub fn book(row: Option<BudgetRow>, ask: &BudgetAsk) -> (BudgetRow, Booking) {
     }
     if now >= row.reset_at {
         // The window is over (or never known): GitHub refilled it, but when the next one ends
-        // only an answer tells. One process asks; the others wait for what it learns.
-        if let Some(until) = row.probe_until.filter(|t| *t > now) {
-            return (row, Booking::Probing(until));
-        }
-        row.probe_until = Some(now + PROBE_LEASE);
+        // only an answer tells, and the first to come back opens the window for everyone.
         row.minute_used += ask.need;
         return (row, Booking::Probe);
     }

@@ -24,13 +24,13 @@ fn known(remaining: i64, reset_at: DateTime<Utc>) -> BudgetRow {
 }
 
 #[test]
-fn an_unknown_budget_is_probed_by_one_process_at_a_time() {
+fn an_unknown_or_ended_window_is_probed_not_booked() {
     let (row, first) = book(None, &ask(10, t(0)));
     assert_eq!(first, Booking::Probe);
-    let (_, second) = book(Some(row.clone()), &ask(10, t(1)));
-    assert_eq!(second, Booking::Probing(t(30)), "another process waits for the probe's answer");
-    let (_, late) = book(Some(row), &ask(10, t(31)));
-    assert_eq!(late, Booking::Probe, "a probe that never reported is taken over");
+    let (_, second) = book(Some(row), &ask(10, t(1)));
+    assert_eq!(second, Booking::Probe, "each process finds out for itself: none waits on another");
+    let (_, ended) = book(Some(known(200, t(10))), &ask(10, t(10)));
+    assert_eq!(ended, Booking::Probe, "a window that is over is not booked from");
 }
 
 #[test]
@@ -40,7 +40,7 @@ fn the_probes_answer_opens_the_window_for_everyone() {
     tell.observed = Some(Observed { limit: 300, remaining: 299, reset_at: t(3600) });
     let (row, noted) = book(Some(row), &tell);
     assert_eq!(noted, Booking::Noted);
-    assert_eq!((row.remaining, row.reset_at, row.probe_until), (299, t(3600), None));
+    assert_eq!((row.remaining, row.reset_at), (299, t(3600)));
     let (row, granted) = book(Some(row), &ask(10, t(2)));
     assert_eq!(granted, Booking::Granted { points: 10, reset_at: t(3600) });
     assert_eq!(row.remaining, 289);

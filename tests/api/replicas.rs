@@ -12,7 +12,7 @@ use crate::helpers::{Backend, PATIENCE, TestDb, eventually, open_store};
 use fake_github::FakeGitHub;
 
 /// Users (each with an installation of their own) in the shared-pass tests.
-const USERS: i64 = 4_000;
+const USERS: i64 = 5_000;
 
 async fn run_rows(db: &TestDb) -> Vec<ghsync::domain::RunRecord> {
     open_store(db).await.runs(100).await.unwrap()

@@ -198,10 +198,11 @@ impl Governor {
         let max_concurrency = self.settings.max_concurrency_per_token;
         self.with_slot(id, |slot| {
             slot.dirty = true;
-            let mut urgent = false;
             let bucket = slot.bucket(resource);
             bucket.probing = false;
             bucket.in_flight = (bucket.in_flight - cost).max(0);
+            bucket.booking.end_probe(obs);
+            let mut urgent = false;
             let Some(obs) = obs else { return };
             if let (Some(limit), Some(remaining), Some(reset)) = (obs.limit, obs.remaining, obs.reset) {
                 // Within one window, answers to concurrent requests arrive out of order: trust the lowest.
@@ -254,6 +255,7 @@ impl Governor {
         self.unbook(id, resource, cost);
         self.with_slot(id, |slot| {
             let bucket = slot.bucket(resource);
+            bucket.booking.end_probe(None);
             if bucket.known {
                 bucket.remaining = (bucket.remaining + cost).min(bucket.limit);
             }

@@ -12,9 +12,10 @@
 //! them was told of. A booking is good for `BOOKING_TTL` (half a second):
 //! then what is left of it goes back and the process books again, so a pause
 //! or an exhaustion one process saw stops the others within that time. When
-//! the window is over nobody knows the next one until an answer tells; the
-//! row lets exactly one process send that request (a probe) and the others
-//! wait for what it publishes. A process that dies holding points loses them
+//! the window is over nobody knows the next one until an answer tells: each
+//! process then finds out as it would alone, one request at a time (a fresh
+//! window is full, so nothing is overspent), and the first answer back is
+//! published at once for all to book from. A process that dies holding points loses them
 //! until the window resets: they are never spent twice, only not at all.
 //!
 //! Bookings are sized by demand (`Booked::chunk`): one point for a lone
@@ -34,8 +35,6 @@ use crate::domain::{BOOKING_TTL, Booking, BudgetAsk, InstallationId, Observed, R
 
 /// The most points one booking takes: a few seconds of a pass's pace.
 const MAX_CHUNK: i64 = 64;
-/// After "another process is probing", ask again this much later.
-const PROBE_RECHECK: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Where bookings are made: the store, through the application's wiring.
 #[async_trait]
@@ -132,6 +131,10 @@ impl Governor {
         wait: bool,
     ) -> Result<(), Refusal> {
         let Some(ledger) = self.shared.ledger.get() else { return Ok(()) };
+        if self.with_slot(id, |slot| slot.bucket(resource).booking.headerless()) {
+            // GitHub shows no budget here (GHES with rate limits off): there is nothing to share.
+            return Ok(());
+        }
         loop {
             if self.take_booked(id, resource, cost) {
                 return Ok(());
@@ -141,10 +144,6 @@ impl Governor {
             // Whoever had the turn before us may have booked enough for us too.
             if self.take_booked(id, resource, cost) {
                 return Ok(());
-            }
-            let elsewhere = self.with_slot(id, |slot| slot.bucket(resource).booking.probed_elsewhere);
-            if elsewhere.is_some_and(|t| t > Instant::now()) {
-                return Err(Refusal::Probing);
             }
             let want = self.with_slot(id, |slot| {
                 let booking = &mut slot.bucket(resource).booking;
@@ -170,13 +169,11 @@ impl Governor {
                     });
                     return Ok(());
                 }
-                Booking::Probe | Booking::Noted => return Ok(()),
-                Booking::Probing(_) => {
-                    self.with_slot(id, |slot| {
-                        slot.bucket(resource).booking.probed_elsewhere = Some(Instant::now() + PROBE_RECHECK)
-                    });
-                    return Err(Refusal::Probing);
+                Booking::Probe => {
+                    self.with_slot(id, |slot| slot.bucket(resource).booking.probe = true);
+                    return Ok(());
                 }
+                Booking::Noted => return Ok(()),
                 Booking::Exhausted(until) => return Err(Refusal::Exhausted(until)),
                 Booking::Paused(until) => {
                     self.with_slot(id, |slot| slot.paused_until = slot.paused_until.max(Some(until)));

@@ -41,13 +41,34 @@ pub(super) struct Booked {
     /// Points the next booking asks for: doubles while bookings run out before
     /// they expire (a pass), halves when they expire unspent (a trickle).
     pub(super) chunk: i64,
-    /// Another process is finding this budget out: no need to ask before then.
-    pub(super) probed_elsewhere: Option<std::time::Instant>,
+    /// The ledger knew no budget for this request's window (its answer tells).
+    pub(super) probe: bool,
+    /// Answers carry no budget (GHES with rate limits off): nothing to book until then.
+    pub(super) headerless_until: Option<std::time::Instant>,
 }
+
+/// How long a budget whose answers carry no `x-ratelimit-*` is left unbooked.
+const HEADERLESS_FOR: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Default for Booked {
     fn default() -> Self {
-        Self { points: 0, window: DateTime::<Utc>::MIN_UTC, at: None, chunk: 1, probed_elsewhere: None }
+        Self { points: 0, window: DateTime::<Utc>::MIN_UTC, at: None, chunk: 1, probe: false, headerless_until: None }
+    }
+}
+
+impl Booked {
+    /// The answer to a probe: one without a budget means there is none to share for a while.
+    pub(super) fn end_probe(&mut self, answer: Option<&super::Observation>) {
+        if std::mem::take(&mut self.probe)
+            && answer.is_some_and(|o| o.limit.is_none() || o.remaining.is_none() || o.reset.is_none())
+        {
+            self.headerless_until = Some(std::time::Instant::now() + HEADERLESS_FOR);
+        }
+    }
+
+    /// Whether answers lately carried no budget to share.
+    pub(super) fn headerless(&self) -> bool {
+        self.headerless_until.is_some_and(|t| t > std::time::Instant::now())
     }
 }
 

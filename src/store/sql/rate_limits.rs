@@ -129,7 +129,7 @@ where
         loop {
             let mut tx = self.writer.begin_with(DB::BEGIN_WRITE).await?;
             let sql = format!(
-                "SELECT \"limit\", remaining, reset_at, paused_until, minute_start, minute_used, probe_until \
+                "SELECT \"limit\", remaining, reset_at, paused_until, minute_start, minute_used \
                  FROM rate_limits WHERE installation_id = $1 AND resource = $2{}",
                 DB::LOCK_HELD
             );
@@ -148,7 +148,6 @@ where
                         .try_get::<Option<DateTime<Utc>>, _>("minute_start")?
                         .unwrap_or(DateTime::UNIX_EPOCH),
                     minute_used: r.try_get("minute_used")?,
-                    probe_until: r.try_get("probe_until")?,
                 }),
                 None => None,
             };
@@ -156,12 +155,11 @@ where
             let (row, booking) = book(row, ask);
             let written = sqlx::query(
                 "INSERT INTO rate_limits (installation_id, resource, \"limit\", remaining, reset_at, paused_until, \
-                 updated_at, minute_start, minute_used, probe_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                 updated_at, minute_start, minute_used) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
                  ON CONFLICT (installation_id, resource) DO UPDATE SET \"limit\" = excluded.\"limit\", \
                  remaining = excluded.remaining, reset_at = excluded.reset_at, paused_until = excluded.paused_until, \
                  updated_at = excluded.updated_at, minute_start = excluded.minute_start, \
-                 minute_used = excluded.minute_used, probe_until = excluded.probe_until \
-                 WHERE $11",
+                 minute_used = excluded.minute_used WHERE $10",
             )
             .bind(ask.installation_id.get())
             .bind(ask.resource.as_str())
@@ -172,7 +170,6 @@ where
             .bind(ask.now)
             .bind(row.minute_start)
             .bind(row.minute_used)
-            .bind(row.probe_until)
             .bind(existed)
             .execute(&mut *tx)
             .await?;
