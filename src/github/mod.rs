@@ -43,6 +43,10 @@ const REPLICATION_GRACE: chrono::Duration = chrono::Duration::seconds(5);
 
 /// How long a request waits for another one to learn an unknown budget.
 const PROBE_WAIT: Duration = Duration::from_secs(2);
+/// The same for a caller with other tokens to try (the picker): a probe that
+/// takes longer than this means a slow GitHub, where waiting on one token's
+/// probe after another would leave a pass one request at a time.
+const PROBE_WAIT_PICKING: Duration = Duration::from_millis(500);
 
 /// Points a caller spent, by resource, for its run record.
 #[derive(Debug, Default)]
@@ -198,12 +202,13 @@ impl GitHub {
     ) -> Result<Answer, GitHubError> {
         let governor = &self.inner.governor;
         let started = std::time::Instant::now();
+        let probe_wait = if opts.wait { PROBE_WAIT } else { PROBE_WAIT_PICKING };
         let permit = loop {
             match governor.acquire(id, resource, cost, priority, opts.wait).await {
                 Ok(permit) => break permit,
                 // Another request is finding out this budget: its answer comes within a round
                 // trip, so wait for it rather than mint another installation's token.
-                Err(Refusal::Probing) if started.elapsed() < PROBE_WAIT => {
+                Err(Refusal::Probing) if started.elapsed() < probe_wait => {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
                 Err(refusal) => {

@@ -5,9 +5,12 @@
 use std::time::Duration;
 
 use sqlx::Postgres;
-use sqlx::postgres::{PgPoolOptions, PgQueryResult};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgQueryResult};
 
 use super::sql::{Backend, SqlStore};
+
+/// A transaction left idle this long is ended by the server (see `connect`).
+const IDLE_IN_TRANSACTION: &str = "10s";
 
 /// Readers and writers share one pool: PostgreSQL takes concurrent writers.
 pub type PgStore = SqlStore<Postgres>;
@@ -26,10 +29,15 @@ impl SqlStore<Postgres> {
     /// replicas starting together are safe).
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
         use anyhow::Context as _;
+        let options: PgConnectOptions = url.parse().context("DATABASE_URL is not a PostgreSQL URL")?;
+        // Our transactions are a few statements with no wait inside: one idle for seconds
+        // belongs to a process that froze (a stopped VM, a debugger) and holds rows every
+        // other replica waits on. PostgreSQL ends it; the frozen process retries on waking.
+        let options = options.options([("idle_in_transaction_session_timeout", IDLE_IN_TRANSACTION)]);
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))
-            .connect(url)
+            .connect_with(options)
             .await
             .context("cannot connect to PostgreSQL")?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await.context("cannot migrate the PostgreSQL database")?;

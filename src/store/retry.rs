@@ -29,8 +29,10 @@ pub fn is_contention(error: &StoreError) -> bool {
     let StoreError::Other(e) = error else { return false };
     let Some(sqlx::Error::Database(db)) = e.downcast_ref::<sqlx::Error>() else { return false };
     match db.code() {
-        // PostgreSQL: deadlock_detected, serialization_failure.
-        Some(code) if code == "40P01" || code == "40001" => true,
+        // PostgreSQL: deadlock_detected, serialization_failure, and the server ending a
+        // transaction this process left idle while frozen (`postgres.rs`): a new connection
+        // runs it again.
+        Some(code) if code == "40P01" || code == "40001" || code == "25P03" => true,
         // SQLite: SQLITE_BUSY and its extended codes (5 + 256·n).
         Some(code) => code.parse::<i32>().is_ok_and(|c| c & 0xff == 5),
         None => false,

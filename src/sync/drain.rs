@@ -30,6 +30,9 @@ impl PassRunner {
         let due = DueKind::All { due_by, synced_before };
         let mut total = RunCounts::default();
         loop {
+            // Before the claims: a lease that runs out between a claim that found nothing
+            // and the look below is still seen, and claimed on the next round, not missed.
+            let claiming_from = Utc::now();
             let drainers = (0..DRAINERS).map(|_| self.drain_one(id, due, shutdown));
             for counts in futures_util::future::join_all(drainers).await {
                 total.add(&counts?);
@@ -38,7 +41,7 @@ impl PassRunner {
                 break;
             }
             // Nothing left to claim; are others still at work on users of the pass?
-            let Some(until) = self.store.leased_due_until(due, Utc::now()).await? else { break };
+            let Some(until) = self.store.leased_due_until(due, claiming_from).await? else { break };
             let left = (until - Utc::now()).to_std().unwrap_or_default();
             let wait = left.min(OTHERS_POLL).min(renew_every(self.lease)) + std::time::Duration::from_millis(10);
             tokio::select! {
