@@ -3,7 +3,7 @@
 //! them, the webhook's writer and the HTTP server bound to its listener.
 //! `run_until_stopped` runs it all. Each task gets only what it needs.
 
-use actix_web::{HttpServer, web};
+use actix_web::web;
 use std::net::TcpListener;
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -127,7 +127,7 @@ impl App {
         crate::webhook::return_body_buffers_to_the_os();
         let max_connections = http::max_connections_per_worker(open_files);
         tracing::info!(open_files, max_connections_per_worker = max_connections, "connection limits");
-        let server = HttpServer::new(move || {
+        let server = http::serve(listener, max_connections, move || {
             actix_web::App::new()
                 .wrap(http::json_errors())
                 .app_data(shared.clone())
@@ -137,16 +137,7 @@ impl App {
                 .app_data(http::query_config())
                 .wrap(actix_web::middleware::from_fn(http::request_id))
                 .configure(http::routes)
-        })
-        .listen(listener)?
-        .workers(http::WORKERS)
-        .max_connections(max_connections)
-        .client_request_timeout(http::REQUEST_HEAD_TIMEOUT)
-        .client_disconnect_timeout(http::DISCONNECT_TIMEOUT)
-        .keep_alive(http::KEEP_ALIVE)
-        .disable_signals()
-        .shutdown_timeout(20)
-        .run();
+        })?;
         Ok(App { port, server, state, tasks })
     }
 

@@ -5,23 +5,24 @@ mod admin_auth;
 mod admin_page;
 mod connections;
 mod deliveries;
+mod error_heads;
 mod errors;
 mod fallback;
 mod health;
 mod metrics;
 mod openapi;
 mod request_id;
+mod server;
 mod state;
 mod user_view;
 mod users;
 
-pub use connections::{
-    DISCONNECT_TIMEOUT, KEEP_ALIVE, REQUEST_HEAD_TIMEOUT, WORKERS, max_connections_per_worker, raise_open_file_limit,
-};
+pub use connections::{WORKERS, max_connections_per_worker, raise_open_file_limit};
 pub use errors::ApiError;
 pub use fallback::{json_config, json_errors, path_config, query_config};
 pub use openapi::ApiDoc;
 pub use request_id::request_id;
+pub use server::serve;
 pub use state::AppState;
 
 use actix_web::http::Method;

@@ -6,6 +6,7 @@
 
 mod answers;
 mod floods;
+mod heads;
 mod memory;
 mod server;
 mod settings;
