@@ -56,7 +56,21 @@ fn summarize(saved: &[RateSummary], live: &[RateLimitRecord], now: DateTime<Utc>
 fn least_of(saved: Vec<RateLimitRecord>, live: Vec<RateLimitRecord>, n: usize) -> Vec<RateLimitRecord> {
     let mut merged: BTreeMap<(i64, Resource), RateLimitRecord> = BTreeMap::new();
     for r in saved.into_iter().chain(live) {
-        merged.insert((r.installation_id.get(), r.resource), r);
+        let key = (r.installation_id.get(), r.resource);
+        match merged.get_mut(&key) {
+            None => {
+                merged.insert(key, r);
+            }
+            // As the ledger merges (`domain::book`): a later window replaces, within one the
+            // lowest figure stands (the database's counts points other processes booked).
+            Some(kept) => {
+                let paused_until = kept.paused_until.max(r.paused_until);
+                if r.reset_at > kept.reset_at || (r.reset_at == kept.reset_at && r.remaining < kept.remaining) {
+                    *kept = r;
+                }
+                kept.paused_until = paused_until;
+            }
+        }
     }
     let mut least: Vec<RateLimitRecord> = merged.into_values().collect();
     least.sort_by_key(|r| (r.remaining, r.installation_id, r.resource));

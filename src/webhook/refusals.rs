@@ -69,6 +69,8 @@ impl RefusalLog {
         let total: u64 = counts.values().sum();
         let by_reason = counts.iter().map(|(reason, n)| format!("{reason}={n}")).collect::<Vec<_>>().join(" ");
         tracing::warn!(refused = total, by_reason = %by_reason, "webhook deliveries refused in the last 10 s");
+        // The refused requests' buffers are freed by now: give their memory back.
+        super::body::release_freed_memory();
     }
 }
 

@@ -424,7 +424,10 @@ both_backends! {
             assert!(r.reset_at > now, "{r:?}");
         }
         let spent: i64 = saved.iter().filter(|r| r.resource == Resource::Core).map(|r| r.limit - r.remaining).sum();
-        assert_eq!(spent, app.github.stats().points_core as i64, "what GitHub charged, as its headers said");
+        // What GitHub charged, as its headers said, and what a process booked and has not spent
+        // yet (`domain::book`: handed back when its booking expires), never less.
+        let charged = app.github.stats().points_core as i64;
+        assert!((charged..=charged + 64).contains(&spent), "saved {spent} spent, GitHub charged {charged}");
 
         let (status, health) = app.get_json("/admin/health").await;
         assert_eq!(status, 200);
