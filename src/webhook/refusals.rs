@@ -63,14 +63,21 @@ impl RefusalLog {
             window.open = false;
             std::mem::take(&mut window.counts)
         };
+        // The refused requests' buffers are freed by now: give their memory back.
+        super::body::release_freed_memory();
         if counts.is_empty() {
             return;
         }
         let total: u64 = counts.values().sum();
         let by_reason = counts.iter().map(|(reason, n)| format!("{reason}={n}")).collect::<Vec<_>>().join(" ");
         tracing::warn!(refused = total, by_reason = %by_reason, "webhook deliveries refused in the last 10 s");
-        // The refused requests' buffers are freed by now: give their memory back.
-        super::body::release_freed_memory();
+        // One more look a period later: the attack's last connections close after this line,
+        // and their memory is given back then (that look writes a line only if more came).
+        let this = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(this.period).await;
+            this.summarize();
+        });
     }
 }
 
