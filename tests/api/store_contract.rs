@@ -111,6 +111,39 @@ both_backends! {
         }
     }
 
+    async fn a_group_inserts_each_guid_once_and_every_claim_carries_its_own_payload(backend: Backend) {
+        let (_db, store) = store_for(backend).await;
+        let t0 = t0();
+        let delivery = |guid: &str, payload: &str| NewDelivery {
+            id: DeliveryId::parse(guid).unwrap(),
+            event: EventName::parse("push").unwrap(),
+            action: None,
+            payload: payload.into(),
+            received_at: t0,
+        };
+        let (a, b, c) = ("aaaaaaaa-0000-0000-0000-000000000000", "bbbbbbbb-0000-0000-0000-000000000000", "cccccccc-0000-0000-0000-000000000000");
+        store.insert_deliveries(&[delivery(b, r#"{"n":"b"}"#)]).await.unwrap();
+
+        // One group: c, a GUID already stored, a, and c again (GitHub retried while we committed).
+        let group = [delivery(c, r#"{"n":"c"}"#), delivery(b, r#"{"n":"b2"}"#), delivery(a, r#"{"n":"a"}"#), delivery(c, r#"{"n":"c"}"#)];
+        let outcomes = store.insert_deliveries(&group).await.unwrap();
+
+        use ghsync::domain::InsertOutcome::{Duplicate, Inserted};
+        assert_eq!(outcomes, vec![Inserted, Duplicate, Inserted, Duplicate], "answered in the caller's order");
+        let now = t0 + Duration::seconds(1);
+        let mut claimed: Vec<(String, String)> = store
+            .claim_deliveries(10, now, &Lease::new(now, Duration::minutes(1)))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| (d.id.as_str().to_owned(), d.payload))
+            .collect();
+        claimed.sort();
+        let expected = [(a, r#"{"n":"a"}"#), (b, r#"{"n":"b"}"#), (c, r#"{"n":"c"}"#)];
+        let expected: Vec<(String, String)> = expected.iter().map(|(g, p)| (g.to_string(), p.to_string())).collect();
+        assert_eq!(claimed, expected, "three deliveries, each with the payload it was first stored with");
+    }
+
     async fn claimed_deliveries_are_not_claimed_twice(backend: Backend) {
         let (_db, store) = store_for(backend).await;
         let t0 = t0();

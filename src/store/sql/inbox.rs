@@ -3,7 +3,9 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
-use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Encode, Executor, IntoArguments, Row as _, Type};
+use std::collections::{HashMap, HashSet};
+
+use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Encode, Executor, IntoArguments, QueryBuilder, Row as _, Type};
 
 use super::rows::corrupt;
 use super::{Backend, SqlStore};
@@ -39,28 +41,50 @@ where
     }
 
     async fn insert_deliveries(&self, deliveries: &[NewDelivery]) -> StoreResult<Vec<InsertOutcome>> {
-        // Inserted by ascending GUID (one lock order for every replica), answered in the caller's order.
+        if deliveries.is_empty() {
+            return Ok(Vec::new());
+        }
+        // A statement for the group's rows and one for their payloads: a statement per row cost
+        // a round trip each to sqlx's SQLite thread (or the PostgreSQL server), most of the
+        // request path's time. Rows go in by ascending GUID (one lock order for every replica);
+        // a GUID twice in a group goes in once, and RETURNING names exactly the rows that did.
         let mut order: Vec<usize> = (0..deliveries.len()).collect();
         order.sort_by(|&a, &b| deliveries[a].id.as_str().cmp(deliveries[b].id.as_str()));
-        let mut tx = self.writer.begin_with(DB::BEGIN_WRITE).await?;
-        let mut outcomes = vec![InsertOutcome::Duplicate; deliveries.len()];
-        for i in order {
+        let mut rows = QueryBuilder::<DB>::new(
+            "INSERT INTO webhook_deliveries (delivery_id, event, action, state, attempts, received_at, next_attempt_at) ",
+        );
+        rows.push_values(&order, |mut row, &i| {
             let d = &deliveries[i];
-            let done = sqlx::query(
-                "INSERT INTO webhook_deliveries \
-                 (delivery_id, event, action, payload, state, attempts, received_at, next_attempt_at) \
-                 VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5) ON CONFLICT (delivery_id) DO NOTHING",
-            )
-            .bind(d.id.as_str())
-            .bind(d.event.as_str())
-            .bind(d.action.as_deref())
-            .bind(&d.payload)
-            .bind(d.received_at)
-            .execute(&mut *tx)
-            .await?;
-            if DB::rows_affected(&done) == 1 {
+            row.push_bind(d.id.as_str())
+                .push_bind(d.event.as_str())
+                .push_bind(d.action.as_deref())
+                .push("'pending'")
+                .push("0")
+                .push_bind(d.received_at)
+                .push_bind(d.received_at);
+        });
+        rows.push(" ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id");
+        let mut tx = self.writer.begin_with(DB::BEGIN_WRITE).await?;
+        let returned = rows.build().fetch_all(&mut *tx).await?;
+        let mut inserted = HashSet::with_capacity(returned.len());
+        for row in &returned {
+            inserted.insert(row.try_get::<String, _>(0)?);
+        }
+        // The first of a GUID's copies is the one that went in; any other is its duplicate.
+        let mut outcomes = vec![InsertOutcome::Duplicate; deliveries.len()];
+        let mut fresh = Vec::with_capacity(inserted.len());
+        for i in order {
+            if inserted.remove(deliveries[i].id.as_str()) {
                 outcomes[i] = InsertOutcome::Inserted;
+                fresh.push(&deliveries[i]);
             }
+        }
+        if !fresh.is_empty() {
+            let mut payloads = QueryBuilder::<DB>::new("INSERT INTO webhook_payloads (delivery_id, payload) ");
+            payloads.push_values(&fresh, |mut row, d| {
+                row.push_bind(d.id.as_str()).push_bind(d.payload.as_str());
+            });
+            payloads.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(outcomes)
@@ -77,7 +101,7 @@ where
              WHERE delivery_id IN (SELECT delivery_id FROM webhook_deliveries \
                WHERE state = 'pending' AND next_attempt_at <= $1 \
                AND (lease_until IS NULL OR lease_until < $1) \
-               ORDER BY next_attempt_at LIMIT $2{lock}) RETURNING delivery_id, event, payload, attempts",
+               ORDER BY next_attempt_at LIMIT $2{lock}) RETURNING delivery_id, event, attempts",
             lock = DB::LOCK_CLAIMED
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
@@ -87,13 +111,30 @@ where
             .bind(lease.id.as_str())
             .fetch_all(&self.writer)
             .await?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Payloads are written once and never change, so they are read after the claim, from
+        // a reader: the writer is not held for them.
+        let mut select =
+            QueryBuilder::<DB>::new("SELECT delivery_id, payload FROM webhook_payloads WHERE delivery_id IN (");
+        let mut ids = select.separated(", ");
+        for row in &rows {
+            ids.push_bind(row.try_get::<String, _>("delivery_id")?);
+        }
+        select.push(")");
+        let mut payloads: HashMap<String, String> = HashMap::with_capacity(rows.len());
+        for row in select.build().fetch_all(&self.pool).await? {
+            payloads.insert(row.try_get("delivery_id")?, row.try_get("payload")?);
+        }
         rows.iter()
             .map(|row| {
+                let id: String = row.try_get("delivery_id")?;
+                let payload = payloads.remove(&id).ok_or_else(|| corrupt("payload", format!("none for {id}")))?;
                 Ok(ClaimedDelivery {
-                    id: DeliveryId::parse(&row.try_get::<String, _>("delivery_id")?)
-                        .map_err(|e| corrupt("delivery id", e))?,
+                    id: DeliveryId::parse(&id).map_err(|e| corrupt("delivery id", e))?,
                     event: EventName::parse(&row.try_get::<String, _>("event")?).map_err(|e| corrupt("event", e))?,
-                    payload: row.try_get("payload")?,
+                    payload,
                     attempts: row.try_get("attempts")?,
                 })
             })
