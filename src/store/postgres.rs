@@ -34,8 +34,15 @@ impl SqlStore<Postgres> {
         // belongs to a process that froze (a stopped VM, a debugger) and holds rows every
         // other replica waits on. PostgreSQL ends it; the frozen process retries on waking.
         let options = options.options([("idle_in_transaction_session_timeout", IDLE_IN_TRANSACTION)]);
+        let port = options.get_port();
         let pool = PgPoolOptions::new()
             .max_connections(16)
+            .after_connect(move |_, _| {
+                Box::pin(async move {
+                    super::nodelay::set_nodelay_towards(port);
+                    Ok(())
+                })
+            })
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await
