@@ -1,10 +1,10 @@
 //! The webhook inbox and the missed-delivery sweep's memory.
 
+use std::collections::{HashMap, HashSet};
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
-use std::collections::{HashMap, HashSet};
-
 use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Encode, Executor, IntoArguments, QueryBuilder, Row as _, Type};
 
 use super::rows::corrupt;
