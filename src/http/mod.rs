@@ -48,7 +48,7 @@ const fn route(path: &'static str, method: Method, to: fn(Route) -> Route) -> Ro
 /// the document against it, so neither can drift from the other. A GET also
 /// answers HEAD (actix sends no body for HEAD).
 pub const ROUTES: &[RouteDef] = &[
-    route("/webhooks/github", Method::POST, |r| r.to(webhook::receive)),
+    route(webhook::PATH, Method::POST, |r| r.to(webhook::receive)),
     route("/healthz", Method::GET, |r| r.to(health::healthz)),
     route("/readyz", Method::GET, |r| r.to(health::readyz)),
     route("/metrics", Method::GET, |r| r.to(metrics::metrics)),

@@ -1,13 +1,18 @@
 //! A request id on every log line of a request: a sane incoming
 //! `X-Request-Id` (a proxy's) is kept, anything else is replaced by a new
 //! UUID; the handler runs inside a `request` span carrying it, and the answer
-//! echoes it so a caller can quote it.
+//! echoes it so a caller can quote it. The webhook opens that span itself,
+//! after its body is read (see `RequestLabel`).
 
+use actix_web::HttpMessage;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use tracing::Instrument;
+
+use crate::telemetry::RequestLabel;
+use crate::webhook;
 
 const HEADER: HeaderName = HeaderName::from_static("x-request-id");
 /// Long enough for any tracer's id, short enough to log on every line.
@@ -31,8 +36,9 @@ pub async fn request_id(
         .filter(|v| sane(v))
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    // The path, not the query string: queries may carry a one-time token.
-    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.path());
+    let label = RequestLabel { id: id.clone(), method: req.method().to_string(), path: req.path().to_owned() };
+    let span = if req.path() == webhook::PATH { tracing::Span::none() } else { label.span() };
+    req.extensions_mut().insert(label);
     let mut response = next.call(req).instrument(span).await?;
     let value = HeaderValue::from_str(&id).expect("a sane id is a valid header value");
     response.headers_mut().insert(HEADER, value);

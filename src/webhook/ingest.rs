@@ -6,11 +6,12 @@
 //! shared budget is full, 408 when the body comes too slowly.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
 use chrono::Utc;
 use secrecy::SecretString;
 use std::sync::Arc;
 use tokio::sync::Notify;
+use tracing::Instrument;
 
 use super::body::{BodyGate, Held};
 use super::refusals::RefusalLog;
@@ -19,6 +20,7 @@ use super::writer::Writer;
 use crate::domain::{DeliveryId, EventName, InsertOutcome, NewDelivery};
 use crate::metrics::Metrics;
 use crate::store::StoreError;
+use crate::telemetry::RequestLabel;
 
 /// What the webhook route needs, registered as its own `web::Data` so the
 /// request path depends on nothing else of the app.
@@ -132,7 +134,6 @@ pub async fn check(
     Ok((delivery, held))
 }
 
-#[tracing::instrument(name = "webhook.receive", skip_all, fields(delivery_id, event))]
 pub async fn receive(
     req: HttpRequest,
     payload: web::Payload,
@@ -148,9 +149,13 @@ pub async fn receive(
             return Err(e);
         }
     };
-    let span = tracing::Span::current();
-    span.record("delivery_id", delivery.id.as_str());
-    span.record("event", delivery.event.as_str());
+    // Spans open only now, for a body that is read and signed (`RequestLabel`).
+    let request = req.extensions().get::<RequestLabel>().map_or_else(tracing::Span::none, RequestLabel::span);
+    let span = tracing::info_span!(parent: &request, "webhook.receive", delivery_id = delivery.id.as_str(), event = delivery.event.as_str());
+    store(delivery, &state).instrument(span).await
+}
+
+async fn store(delivery: NewDelivery, state: &Ingest) -> Result<HttpResponse, IngestError> {
     let (id, event) = (delivery.id.clone(), delivery.event.clone());
     let outcome = state.writer.submit(delivery).await.map_err(|e| {
         state.metrics.deliveries.with_label_values(&[event.as_str(), "unavailable"]).inc();

@@ -2,6 +2,9 @@
 //! group-commit writer), answer. Nothing else happens here: GitHub gives up
 //! after 10 s.
 
+/// Where GitHub posts; the App's manifest names it too.
+pub const PATH: &str = "/webhooks/github";
+
 mod body;
 mod event;
 mod ingest;
