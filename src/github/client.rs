@@ -18,6 +18,11 @@ use super::governor::Observation;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const API_VERSION: &str = "2022-11-28";
 const USER_AGENT: &str = concat!("ghsync/", env!("CARGO_PKG_VERSION"));
+/// Requests in flight at once from this process, every token and the App's
+/// JWT together. GitHub allows 100 concurrent requests (REST and GraphQL
+/// together) before its secondary limit; this stays well under it, and the
+/// governor caps each token further (`GHSYNC_MAX_CONCURRENCY_PER_TOKEN`).
+pub const MAX_IN_FLIGHT: usize = 64;
 
 /// A raw answer: status, headers, body, and the call it answers.
 #[derive(Debug)]
@@ -108,6 +113,7 @@ impl Answer {
 
 pub struct Transport {
     octocrab: octocrab::Octocrab,
+    in_flight: tokio::sync::Semaphore,
 }
 
 impl Transport {
@@ -117,7 +123,7 @@ impl Transport {
             .set_read_timeout(Some(REQUEST_TIMEOUT))
             .build()
             .map_err(|e| GitHubError::Transport(e.to_string()))?;
-        Ok(Self { octocrab })
+        Ok(Self { octocrab, in_flight: tokio::sync::Semaphore::new(MAX_IN_FLIGHT) })
     }
 
     /// Sends one request with the given bearer credential. Never retries.
@@ -148,6 +154,8 @@ impl Transport {
         let failed = |e: &dyn std::fmt::Display| GitHubError::Transport(format!("{call}: {e}"));
         let request =
             builder.body(String::from_utf8(body.unwrap_or_default()).unwrap_or_default()).map_err(|e| failed(&e))?;
+        // Waiting for a place is not waiting for GitHub: the timeout starts once one is free.
+        let _in_flight = self.in_flight.acquire().await.expect("never closed");
         let exchange = async {
             let response = self.octocrab.execute(request).await.map_err(|e| failed(&e))?;
             let (parts, body) = response.into_parts();

@@ -31,5 +31,6 @@ mod setup;
 mod shared_budget;
 mod staleness;
 mod store_contract;
+mod store_relisting;
 mod users;
 mod webhook_ingest;

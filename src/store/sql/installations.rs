@@ -162,6 +162,7 @@ where
         let mut installations: Vec<&InstallationRecord> = installations.iter().collect();
         installations.sort_by_key(|i| (i.account.as_ref().map(|a| a.id.get()), i.id.get()));
         let mut tx = self.writer.begin_with(DB::BEGIN_WRITE).await?;
+        let installations = Self::mark_quiet_seen(&mut tx, installations, now).await?;
         let mut newly_active = 0;
         for inst in installations {
             if Self::upsert_installation_in(&mut tx, inst, now).await? {

@@ -17,6 +17,7 @@ mod installations;
 mod outcomes;
 mod rate_limits;
 mod register;
+mod relisting;
 mod rows;
 mod runs;
 mod sync;

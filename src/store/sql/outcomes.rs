@@ -1,10 +1,10 @@
-//! Storing what fetching found: one user's outcome at a time, inside the
-//! transaction `record_outcomes` (in `sync.rs`) opens, after it has looked up
-//! which users its lease still holds.
+//! Storing what fetching found, one outcome at a time (the unchanged ones
+//! together, in one statement), inside the transaction `record_outcomes` (in
+//! `sync.rs`) opens, after it has looked up which users its lease still holds.
 
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
-use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
+use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Encode, Executor, IntoArguments, QueryBuilder, Type};
 use std::collections::HashSet;
 
 use super::rows::corrupt;
@@ -87,6 +87,34 @@ where
         let sql = format!("SELECT github_id FROM users WHERE lease_id = $1 ORDER BY github_id{}", DB::LOCK_HELD);
         let ids: Vec<i64> = sqlx::query_scalar(AssertSqlSafe(sql)).bind(lease.as_str()).fetch_all(&mut **tx).await?;
         ids.into_iter().map(|id| GitHubUserId::new(id).map_err(|e| corrupt("github id", e))).collect()
+    }
+
+    /// Writes the outcome of users found unchanged, all in one statement, and
+    /// releases their leases: what `write_outcome` does for one.
+    pub(super) async fn write_unchanged(
+        tx: &mut sqlx::Transaction<'static, DB>,
+        users: &[(GitHubUserId, &ProfileHash)],
+        claimed_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        if users.is_empty() {
+            return Ok(());
+        }
+        // Placeholders from the builder only: SQLite numbers `?` and `$n` apart.
+        let mut update = QueryBuilder::<DB>::new("UPDATE users SET observed_hash = v.column2, last_synced_at = ");
+        update.push_bind(now);
+        update.push(", next_sync_at = NULL, due_at = CASE WHEN due_at <= ");
+        update.push_bind(claimed_at);
+        update.push(
+            " THEN NULL ELSE due_at END, claimed_until = NULL, lease_id = NULL, failures = 0, last_error = NULL FROM (",
+        );
+        // `column1`, `column2`: what both engines name a VALUES list's columns.
+        update.push_values(users, |mut row, (id, hash)| {
+            row.push_bind(id.get()).push_bind(hash.as_str());
+        });
+        update.push(") AS v WHERE users.github_id = v.column1");
+        update.build().execute(&mut **tx).await?;
+        Ok(())
     }
 
     /// Writes one user's outcome and releases the user's lease.

@@ -159,13 +159,20 @@ where
             None => None,
         };
         let mut lost = Vec::new();
+        let mut unchanged = Vec::new();
         for outcome in outcomes {
             if held.as_ref().is_some_and(|held| !held.contains(&outcome.user_id())) {
                 lost.push(outcome.user_id());
                 continue;
             }
-            Self::write_outcome(&mut tx, outcome, claimed_at, now).await?;
+            match outcome {
+                // Most of a pass: one statement for all of them. Only under a lease, whose
+                // rows `held_by` has just locked in id order, so the join's order cannot deadlock.
+                UserOutcome::Unchanged { id, observed } if held.is_some() => unchanged.push((*id, observed)),
+                _ => Self::write_outcome(&mut tx, outcome, claimed_at, now).await?,
+            }
         }
+        Self::write_unchanged(&mut tx, &unchanged, claimed_at, now).await?;
         tx.commit().await?;
         Ok(lost)
     }
