@@ -39,6 +39,35 @@ async fn user(store: &Arc<dyn Store>, id: i64) -> ghsync::domain::UserRecord {
 }
 
 both_backends! {
+    async fn a_first_listing_tracks_each_new_users_account_at_once_erased_or_not(backend: Backend) {
+        // Arrange: user 6 disconnected earlier (a tombstone), user 7 linked through the API.
+        let db = TestDb::create(backend).await;
+        let store = open_store(&db).await;
+        let now = t0();
+        let linked = |id: i64| listed(id, &format!("user{id}")).account.unwrap();
+        assert!(store.track_user(&linked(6), now).await.unwrap());
+        assert!(store.erase_user(GitHubUserId::new(6).unwrap()).await.unwrap());
+        assert!(store.track_user(&linked(7), now).await.unwrap());
+        let mut org = listed(8, "acme");
+        org.account.as_mut().unwrap().kind = AccountKind::Organization;
+
+        // Act: all of them listed for the first time.
+        let page = vec![listed(5, "user5"), listed(6, "user6"), listed(7, "user7"), org];
+        let newly_active = store.upsert_installations(&page, now).await.unwrap();
+
+        // Assert: every installation is news; each user is tracked, active and due now.
+        assert_eq!(newly_active, 4);
+        for id in [5, 6, 7] {
+            let u = user(&store, id).await;
+            assert_eq!((u.status, u.next_sync_at), (UserStatus::Active, Some(now)), "user {id}");
+            assert_eq!(u.installation_id, Some(InstallationId::new(id).unwrap()), "user {id}");
+            assert_eq!(u.avatar_url.as_deref(), Some(format!("https://avatars.example/{id}").as_str()), "user {id}");
+        }
+        // An organization is no user of ours.
+        assert!(store.user_by_id(GitHubUserId::new(8).unwrap()).await.unwrap().is_none());
+        assert!(store.unseen_installations(now, None, 10).await.unwrap().is_empty());
+    }
+
     async fn a_relisting_marks_the_unchanged_seen_and_still_applies_every_change(backend: Backend) {
         // Arrange: four installations listed once; user 2 revoked us since; installation 3 suspended.
         let db = TestDb::create(backend).await;

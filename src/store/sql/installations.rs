@@ -162,9 +162,11 @@ where
         let mut installations: Vec<&InstallationRecord> = installations.iter().collect();
         installations.sort_by_key(|i| (i.account.as_ref().map(|a| a.id.get()), i.id.get()));
         let mut tx = self.writer.begin_with(DB::BEGIN_WRITE).await?;
-        let installations = Self::mark_quiet_seen(&mut tx, installations, now).await?;
-        let mut newly_active = 0;
-        for inst in installations {
+        // Most of a page needs little writing (`relisting.rs`); the rest goes one by one.
+        let page = Self::sort_page(&mut tx, installations).await?;
+        Self::mark_seen(&mut tx, &page.quiet, now).await?;
+        let mut newly_active = Self::insert_fresh(&mut tx, &page.fresh, now).await?;
+        for inst in page.other {
             if Self::upsert_installation_in(&mut tx, inst, now).await? {
                 newly_active += 1;
             }

@@ -1,18 +1,28 @@
 //! A pass lists every installation again, and almost all of them are exactly
 //! as we hold them. Those are marked seen together, in two statements per
 //! page, instead of four per installation: on 20,000 installations that was
-//! most of an unchanged pass's writes. Anything that differs (a new, changed
-//! or reactivated installation, a renamed account, a user we do not hold) goes
-//! the long way, through `upsert_installation_in`.
+//! most of an unchanged pass's writes. The first listing is the other common
+//! case: installations never seen, of accounts we hold no user for, go in
+//! together too (`fresh.rs`). Anything else (a changed or reactivated
+//! installation, a renamed account, a user we already hold) goes the long
+//! way, through `upsert_installation_in`.
 
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, QueryBuilder, Row as _, Type};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::{Backend, SqlStore};
 use crate::domain::{InstallationRecord, InstallationState};
 use crate::store::StoreResult;
+
+/// A page of the listing, sorted by how much writing each installation needs.
+#[derive(Default)]
+pub(super) struct SortedPage<'a> {
+    pub quiet: Vec<&'a InstallationRecord>,
+    pub fresh: Vec<&'a InstallationRecord>,
+    pub other: Vec<&'a InstallationRecord>,
+}
 
 /// An installation's row and its account's user row, as stored.
 struct Held {
@@ -75,31 +85,77 @@ where
     for<'q> Json<serde_json::Value>: Decode<'q, DB> + Type<DB>,
     for<'q> Json<&'q serde_json::Value>: Encode<'q, DB> + Type<DB>,
 {
-    /// Marks the quiet ones of `page` seen and returns the others, for the long way.
-    pub(super) async fn mark_quiet_seen<'a>(
+    /// Sorts a page: listed exactly as stored (`quiet`), never seen before with
+    /// no user row for its account (`fresh`), and the rest (the long way).
+    pub(super) async fn sort_page<'a>(
         tx: &mut sqlx::Transaction<'static, DB>,
         page: Vec<&'a InstallationRecord>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Vec<&'a InstallationRecord>> {
+    ) -> StoreResult<SortedPage<'a>> {
+        let mut sorted = SortedPage::default();
         if page.is_empty() {
-            return Ok(page);
+            return Ok(sorted);
         }
         let held = Self::held_installations(tx, &page).await?;
-        let (quiet, loud): (Vec<_>, Vec<_>) =
-            page.into_iter().partition(|inst| held.get(&inst.id.get()).is_some_and(|h| h.is_quiet(inst)));
-        if !quiet.is_empty() {
-            // Locked by ascending id on PostgreSQL, as every other multi-row write locks.
-            let mut update = QueryBuilder::<DB>::new("UPDATE installations SET seen_at = ");
-            update.push_bind(now).push(", updated_at = ").push_bind(now);
-            update.push(" WHERE id IN (SELECT id FROM installations WHERE id IN (");
-            let mut ids = update.separated(", ");
-            for inst in &quiet {
-                ids.push_bind(inst.id.get());
+        let mut unheld = Vec::new();
+        for inst in page {
+            match held.get(&inst.id.get()) {
+                Some(h) if h.is_quiet(inst) => sorted.quiet.push(inst),
+                Some(_) => sorted.other.push(inst),
+                None => unheld.push(inst),
             }
-            update.push(format!(") ORDER BY id{})", DB::LOCK_HELD));
-            update.build().execute(&mut **tx).await?;
         }
-        Ok(loud)
+        let accounts: Vec<i64> = unheld.iter().filter_map(|i| i.account.as_ref()).map(|a| a.id.get()).collect();
+        let tracked = Self::tracked_among(tx, &accounts).await?;
+        // One row per statement: a second copy of an id in the page goes the long way, after.
+        let mut taken = HashSet::new();
+        for inst in unheld {
+            let account = inst.account.as_ref().map(|a| a.id.get());
+            let repeated = !taken.insert(("installation", inst.id.get()))
+                || account.is_some_and(|a| !taken.insert(("account", a)));
+            match account {
+                Some(a) if tracked.contains(&a) => sorted.other.push(inst),
+                _ if repeated => sorted.other.push(inst),
+                _ => sorted.fresh.push(inst),
+            }
+        }
+        Ok(sorted)
+    }
+
+    /// Marks installations seen now, and nothing else.
+    pub(super) async fn mark_seen(
+        tx: &mut sqlx::Transaction<'static, DB>,
+        quiet: &[&InstallationRecord],
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        if quiet.is_empty() {
+            return Ok(());
+        }
+        // Locked by ascending id on PostgreSQL, as every other multi-row write locks.
+        let mut update = QueryBuilder::<DB>::new("UPDATE installations SET seen_at = ");
+        update.push_bind(now).push(", updated_at = ").push_bind(now);
+        update.push(" WHERE id IN (SELECT id FROM installations WHERE id IN (");
+        let mut ids = update.separated(", ");
+        for inst in quiet {
+            ids.push_bind(inst.id.get());
+        }
+        update.push(format!(") ORDER BY id{})", DB::LOCK_HELD));
+        update.build().execute(&mut **tx).await?;
+        Ok(())
+    }
+
+    /// Which of these accounts have a user row.
+    async fn tracked_among(tx: &mut sqlx::Transaction<'static, DB>, accounts: &[i64]) -> StoreResult<HashSet<i64>> {
+        if accounts.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let mut select = QueryBuilder::<DB>::new("SELECT github_id FROM users WHERE github_id IN (");
+        let mut ids = select.separated(", ");
+        for id in accounts {
+            ids.push_bind(*id);
+        }
+        select.push(")");
+        let rows = select.build().fetch_all(&mut **tx).await?;
+        rows.iter().map(|row| Ok(row.try_get::<i64, _>(0)?)).collect()
     }
 
     async fn held_installations(
