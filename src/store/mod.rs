@@ -5,6 +5,7 @@
 //! backend's `Backend` impl in its own file. The values it stores and returns
 //! are `domain/` types; status changes are decided there, and written here.
 
+mod migrations;
 mod nodelay;
 mod postgres;
 mod processes;

@@ -47,7 +47,10 @@ impl SqlStore<Postgres> {
             .connect_with(options)
             .await
             .context("cannot connect to PostgreSQL")?;
-        sqlx::migrate!("./migrations/postgres").run(&pool).await.context("cannot migrate the PostgreSQL database")?;
+        super::migrations::migrator(super::migrations::POSTGRES)
+            .run(&pool)
+            .await
+            .context("cannot migrate the PostgreSQL database")?;
         Ok(Self::new(pool.clone(), pool))
     }
 }

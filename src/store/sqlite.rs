@@ -49,7 +49,10 @@ impl SqlStore<Sqlite> {
             .connect_with(options.clone())
             .await
             .context("cannot open the SQLite database")?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await.context("cannot migrate the SQLite database")?;
+        super::migrations::migrator(super::migrations::SQLITE)
+            .run(&pool)
+            .await
+            .context("cannot migrate the SQLite database")?;
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(30))
