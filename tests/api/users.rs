@@ -119,6 +119,8 @@ both_backends! {
         // Arrange
         let app = spawn_app(backend).await;
         installed_and_synced(&app, 6102).await;
+        let stored = "SELECT COUNT(*) FROM user_profiles WHERE github_id = 6102";
+        assert_eq!(app.db.count(stored).await, 1, "the profile was stored");
 
         // Act
         let first = app.admin(Method::DELETE, "/api/users/6102").send().await.unwrap();
@@ -133,6 +135,7 @@ both_backends! {
         assert_eq!(again, 404);
         assert!(body["error"].is_string(), "{body}");
         assert!(app.user(6102).await.is_none(), "the stored profile is gone");
+        assert_eq!(app.db.count(stored).await, 0, "the REST object kept apart is gone too");
     }
 
     async fn sync_now_fetches_a_changed_profile_and_reports_a_removed_user_as_gone(backend: Backend) {

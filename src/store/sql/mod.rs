@@ -64,10 +64,11 @@ impl<DB: Database> SqlStore<DB> {
     }
 }
 
-/// The columns of `UserRecord`, in `UserRecord`'s order.
+/// The columns of `UserRecord`, in `UserRecord`'s order, for a query `FROM users`
+/// (the profile lives apart, in `user_profiles`: see its migration).
 const USER_COLUMNS: &str = "github_id, node_id, login, name, avatar_url, bio, company, blog, location, email, \
-     twitter_username, public_repos, public_gists, followers, following, github_created_at, \
-     github_updated_at, github_profile, status, sync_enabled, installation_id, last_synced_at, \
+     twitter_username, public_repos, public_gists, followers, following, github_created_at, github_updated_at, \
+     (SELECT github_profile FROM user_profiles p WHERE p.github_id = users.github_id) AS github_profile, status, sync_enabled, installation_id, last_synced_at, \
      next_sync_at, failures, last_error";
 
 /// The columns of `DueUser`.

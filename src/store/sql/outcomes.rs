@@ -42,14 +42,14 @@ where
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
         let k = &p.key;
-        sqlx::query(
+        let updated = sqlx::query(
             "UPDATE users SET node_id = COALESCE($2, node_id), login = $3, name = $4, avatar_url = $5, bio = $6, \
              company = $7, blog = $8, location = $9, email = $10, twitter_username = $11, public_repos = $12, \
              public_gists = $13, followers = $14, following = $15, github_created_at = $16, \
-             github_updated_at = $17, github_profile = $18, profile_hash = $19, \
-             observed_hash = COALESCE($20, observed_hash), last_synced_at = $21, next_sync_at = NULL, \
-             due_at = CASE WHEN due_at <= $22 THEN NULL ELSE due_at END, claimed_until = NULL, lease_id = NULL, \
-             failures = 0, last_error = NULL, updated_at = $21 \
+             github_updated_at = $17, profile_hash = $18, \
+             observed_hash = COALESCE($19, observed_hash), last_synced_at = $20, next_sync_at = NULL, \
+             due_at = CASE WHEN due_at <= $21 THEN NULL ELSE due_at END, claimed_until = NULL, lease_id = NULL, \
+             failures = 0, last_error = NULL, updated_at = $20 \
              WHERE github_id = $1 AND sync_enabled",
         )
         .bind(p.github_id.get())
@@ -69,13 +69,22 @@ where
         .bind(k.following)
         .bind(p.github_created_at)
         .bind(p.github_updated_at)
-        .bind(Json(&p.raw))
         .bind(hash.as_str())
         .bind(observed.map(|h| h.as_str()))
         .bind(now)
         .bind(claimed_at)
         .execute(&mut **tx)
         .await?;
+        if DB::rows_affected(&updated) == 1 {
+            sqlx::query(
+                "INSERT INTO user_profiles (github_id, github_profile) VALUES ($1, $2) \
+                 ON CONFLICT (github_id) DO UPDATE SET github_profile = excluded.github_profile",
+            )
+            .bind(p.github_id.get())
+            .bind(Json(&p.raw))
+            .execute(&mut **tx)
+            .await?;
+        }
         Ok(())
     }
 

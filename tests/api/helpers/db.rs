@@ -70,6 +70,20 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// The one number `sql` (a `SELECT COUNT(*) …`) reads, straight from the
+    /// database: for what no API shows, such as a row an erasure must remove.
+    pub async fn count(&self, sql: &'static str) -> i64 {
+        if self.url.starts_with("sqlite:") {
+            let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
+        } else {
+            let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
+        }
+    }
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         let Some((admin_url, name)) = self.pg.take() else { return };
