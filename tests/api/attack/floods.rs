@@ -139,7 +139,10 @@ async fn thousands_of_idle_connections_do_not_stop_healthz() {
     let closed = tokio::time::timeout(PATIENCE, first.read(&mut buf)).await;
     if closed.is_err() {
         // Seen once under load and not since: how many did the server close, and what did it log?
-        let still_open = idle.iter().filter(|s| s.try_read(&mut [0u8; 64]).is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock)).count();
+        let still_open = idle
+            .iter()
+            .filter(|s| s.try_read(&mut [0u8; 64]).is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock))
+            .count();
         let log = server.log_text();
         let tail: Vec<&str> = log.lines().rev().take(40).collect();
         panic!(
