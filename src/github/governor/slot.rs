@@ -213,10 +213,18 @@ impl Slot {
 }
 
 pub(super) fn pacer(per_minute: u32) -> Arc<DefaultDirectRateLimiter> {
-    let per_minute = NonZeroU32::new(per_minute.max(1)).expect("max(1) is non-zero");
-    // A small burst: the per-minute budget is spread, not spent in the first second.
-    let burst = NonZeroU32::new((per_minute.get() / 6).max(1)).expect("max(1) is non-zero");
-    Arc::new(RateLimiter::direct(Quota::per_minute(per_minute).allow_burst(burst)))
+    Arc::new(RateLimiter::direct(pace(per_minute)))
+}
+
+/// At most `per_minute` requests in any 60 s, GitHub's secondary limit being
+/// "points per minute". A limiter admits its burst at once and then its rate,
+/// so over a minute it admits burst + rate: the burst (a tenth, so the budget
+/// is spread, not spent in the first second) comes out of the rate.
+pub(super) fn pace(per_minute: u32) -> Quota {
+    let per_minute = per_minute.max(2);
+    let burst = (per_minute / 10).max(1);
+    let rate = NonZeroU32::new(per_minute - burst).expect("per_minute > burst");
+    Quota::per_minute(rate).allow_burst(NonZeroU32::new(burst).expect("max(1) is non-zero"))
 }
 
 /// `retry-after` when GitHub gives it, else at least a minute; doubled for

@@ -191,3 +191,26 @@ fn idle_installations_with_nothing_pending_are_forgotten() {
     assert_eq!(g.tracked(), 2, "a running window and a pause are kept");
     assert!(matches!(g.peek(id(3), Resource::Core, 1, Priority::Background, now), Err(Refusal::Paused(_))));
 }
+
+#[test]
+fn no_minute_paces_more_requests_than_the_per_minute_setting() {
+    // Greedy: every request the pacer admits, at every 10 ms of two minutes of a fake clock.
+    for per_minute in [800, 1_800, 7] {
+        let clock = governor::clock::FakeRelativeClock::default();
+        let limiter = governor::RateLimiter::direct_with_clock(slot::pace(per_minute), clock.clone());
+        let mut admitted = Vec::new();
+        for tick in 0..12_000u64 {
+            while limiter.check().is_ok() {
+                admitted.push(tick);
+            }
+            clock.advance(Duration::from_millis(10));
+        }
+        // Any 60 s window: [start, start + 6,000 ticks).
+        let busiest = (0..6_000u64)
+            .map(|start| admitted.iter().filter(|&&t| t >= start && t < start + 6_000).count())
+            .max()
+            .unwrap();
+        assert!(busiest <= per_minute as usize, "{per_minute}/min setting: {busiest} in one minute");
+        assert!(busiest >= per_minute as usize * 9 / 10, "{per_minute}/min setting: only {busiest}, pacing too hard");
+    }
+}
