@@ -2,13 +2,15 @@
 //! every request. Prints:
 //! - rate-limit points per 1,000 users: first pass, 10 % changed, nothing changed;
 //! - wall time for 20,000 users: first pass and unchanged re-run;
-//! - peak RSS of `ghsync reconcile` (a child process) for an unchanged pass
-//!   over 100,000 and 1,000,000 users.
+//! - peak RSS and wall time of `ghsync reconcile` (a child process) for an
+//!   unchanged pass over 100,000 and 1,000,000 users;
+//! - for each, the requests GitHub would have refused (spent, paused or
+//!   expired tokens; over a token's per-minute points): all should be 0.
 //!
 //! Run: `cargo bench --bench reconcile` (add `-- --skip-million` to leave out
-//! the slowest part). Goals: ≤ 135 points / 1,000 users with 10 % changed,
-//! ≤ 35 unchanged; 20,000 users < 60 s first pass, < 10 s unchanged; RSS
-//! < 100 MB at 1,000,000 users.
+//! the slowest part). Goals (issue 11): ≤ 135 points / 1,000 users with 10 %
+//! changed, ≤ 35 unchanged; 20,000 users < 25 s first pass, < 3 s unchanged;
+//! 1,000,000 unchanged < 60 s with RSS < 100 MB.
 
 use std::time::{Duration, Instant};
 
@@ -47,6 +49,16 @@ fn settings(db: &str, fake: &FakeGitHub) -> anyhow::Result<Settings> {
     // Every user is due again as soon as a pass is over: each pass below walks them all.
     settings.sync.stale_after = Duration::ZERO;
     Ok(settings)
+}
+
+/// What GitHub would have held against us: requests on a spent, paused or
+/// expired token, and over a token's per-minute points (the fake enforces
+/// GitHub's 900 REST and 2,000 GraphQL per token, `Faults::points_per_minute`).
+fn violations(s: &FakeStats) -> String {
+    format!(
+        "on spent/paused/expired tokens {}/{}/{}, over a per-minute limit {}",
+        s.on_exhausted, s.on_paused, s.on_expired, s.over_per_minute
+    )
 }
 
 fn points(before: &FakeStats, after: &FakeStats) -> (u64, u64) {
@@ -89,6 +101,7 @@ async fn cost_per_thousand(dir: &std::path::Path) -> anyhow::Result<()> {
         println!("points per 1,000 users, {name:<16} {:>5} (core {core}, graphql {graphql})", core + graphql);
     }
     println!("installation tokens minted for those three passes: {}", s3.tokens_minted - s0.tokens_minted);
+    println!("requests GitHub would refuse, those three passes: {}", violations(&s3));
     Ok(())
 }
 
@@ -107,6 +120,7 @@ async fn twenty_thousand(dir: &std::path::Path) -> anyhow::Result<()> {
         unchanged.as_secs_f64(),
         s2.tokens_minted - s1.tokens_minted
     );
+    println!("requests GitHub would refuse, those two passes: {}", violations(&s2));
     Ok(())
 }
 
@@ -198,14 +212,15 @@ async fn rss(dir: &std::path::Path, users: i64) -> anyhow::Result<()> {
     anyhow::ensure!(status.success(), "reconcile failed: {status}");
     let stats = fake.stats();
     println!(
-        "{users:>9} users, unchanged pass: peak RSS {:.1} MB, {:.1} s, {} GraphQL points ({:.1} per 1,000), {} REST fetches, {} tokens minted (seeded in {:.0} s)",
+        "{users:>9} users, unchanged pass: peak RSS {:.1} MB, {:.1} s, {} GraphQL points ({:.1} per 1,000), {} REST fetches, {} tokens minted (seeded in {:.0} s); {}",
         peak_kb as f64 / 1024.0,
         took.as_secs_f64(),
         stats.points_graphql,
         stats.points_graphql as f64 * 1000.0 / users as f64,
         stats.rest_user_fetches,
         stats.tokens_minted,
-        seeded.as_secs_f64()
+        seeded.as_secs_f64(),
+        violations(&stats)
     );
     print!("{}", String::from_utf8_lossy(&output.stdout));
     Ok(())

@@ -120,7 +120,7 @@ pub async fn token_gate(
     let (decision, latency, error_rate) = {
         let mut st = shared.lock();
         st.count_request(route);
-        let decision = admit_token(&mut st, &token, arrived);
+        let decision = admit_token(&mut st, &token, resource, arrived);
         (decision, st.faults.latency, st.faults.server_error_rate)
     };
     // Build the context first so an early return still releases the slot.
@@ -139,7 +139,12 @@ pub async fn token_gate(
 }
 
 /// The locked part of `token_gate`: who is this, and may it proceed?
-fn admit_token(st: &mut crate::state::State, token: &str, arrived: Instant) -> Result<i64, Refusal> {
+fn admit_token(
+    st: &mut crate::state::State,
+    token: &str,
+    resource: Resource,
+    arrived: Instant,
+) -> Result<i64, Refusal> {
     let rec = st.tokens.get(token).cloned().ok_or(Refusal::BadCredentials)?;
     if rec.expires_at <= Utc::now() {
         st.stats.on_expired += 1;
@@ -150,7 +155,7 @@ fn admit_token(st: &mut crate::state::State, token: &str, arrived: Instant) -> R
     if installation.suspended_at.is_some() {
         return Err(Refusal::Suspended);
     }
-    match st.admit(token, arrived) {
+    match st.admit(token, resource, arrived) {
         Admit::Go => Ok(inst),
         Admit::Paused { retry_after } => Err(Refusal::Secondary { inst, retry_after, start_pause: false }),
         Admit::OverCap { retry_after } => Err(Refusal::Secondary { inst, retry_after, start_pause: true }),

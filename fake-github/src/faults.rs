@@ -16,6 +16,13 @@ pub struct Faults {
     pub rate_limit: u32,
     pub rate_window: Duration,
     pub concurrency_cap: Option<(usize, u64)>,
+    /// GitHub's per-minute secondary limits, per token: at most this many
+    /// points (REST, GraphQL) in any 60 s, a GET or a GraphQL query being one
+    /// point. GitHub documents 900 and 2,000 "per minute", not over what (an
+    /// App, a token); per token is the reading under which one App may go past
+    /// 2,000 GraphQL queries a minute at all. A request over it is answered
+    /// 403 with `retry-after` and counted in `over_per_minute`.
+    pub points_per_minute: Option<(u32, u32)>,
     pub token_lifetime: Duration,
     pub graphql_forbidden: bool,
     /// Installations `GET /app/installations` leaves out though they exist, as
@@ -48,6 +55,7 @@ impl Default for Faults {
             rate_limit: 5000,
             rate_window: Duration::from_secs(3600),
             concurrency_cap: None,
+            points_per_minute: Some((900, 2_000)),
             token_lifetime: Duration::from_secs(3600),
             graphql_forbidden: false,
             listing_omits: Vec::new(),
@@ -79,6 +87,8 @@ pub struct FakeStats {
     pub on_exhausted: u64,
     pub on_expired: u64,
     pub on_paused: u64,
+    /// Requests over a token's per-minute points (`Faults::points_per_minute`).
+    pub over_per_minute: u64,
     pub webhooks_sent: u64,
 }
 

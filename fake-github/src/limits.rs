@@ -67,9 +67,9 @@ impl State {
         Charge::Ok(self.peek(inst, res, now))
     }
 
-    /// Secondary limit: admit a request on `token` or say why not. On `Go`
+    /// Secondary limits: admit a request on `token` or say why not. On `Go`
     /// the token's in-flight count has been incremented; call `release`.
-    pub fn admit(&mut self, token: &str, arrived: Instant) -> Admit {
+    pub fn admit(&mut self, token: &str, resource: Resource, arrived: Instant) -> Admit {
         let cap = self.faults.concurrency_cap;
         let Some(rec) = self.tokens.get_mut(token) else {
             return Admit::Go;
@@ -89,8 +89,35 @@ impl State {
         {
             return Admit::OverCap { retry_after };
         }
-        rec.in_flight += 1;
+        if let Some(retry_after) = self.over_the_minute(token, resource, arrived) {
+            self.stats.over_per_minute += 1;
+            return Admit::OverCap { retry_after };
+        }
+        if let Some(rec) = self.tokens.get_mut(token) {
+            rec.in_flight += 1;
+        }
         Admit::Go
+    }
+
+    /// Counts the request against its token's last minute; `Some(seconds)`
+    /// until the oldest one leaves it, when the minute is full already.
+    fn over_the_minute(&mut self, token: &str, resource: Resource, arrived: Instant) -> Option<u64> {
+        const MINUTE: Duration = Duration::from_secs(60);
+        let (rest, graphql) = self.faults.points_per_minute?;
+        let limit = match resource {
+            Resource::Core => rest,
+            Resource::Graphql => graphql,
+        } as usize;
+        let recent = self.last_minute.entry((token.to_owned(), resource)).or_default();
+        while recent.front().is_some_and(|t| arrived.saturating_duration_since(*t) >= MINUTE) {
+            recent.pop_front();
+        }
+        if recent.len() >= limit {
+            let left = MINUTE.saturating_sub(arrived.saturating_duration_since(*recent.front()?));
+            return Some(left.as_secs().max(1));
+        }
+        recent.push_back(arrived);
+        None
     }
 
     pub fn release(&mut self, token: &str) {

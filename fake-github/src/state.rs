@@ -70,6 +70,8 @@ pub struct State {
     pub installations: BTreeMap<i64, Installation>,
     pub tokens: HashMap<String, TokenRec>,
     pub buckets: HashMap<(i64, Resource), Bucket>,
+    /// When each token's requests of the last minute arrived, per resource.
+    pub last_minute: HashMap<(String, Resource), std::collections::VecDeque<std::time::Instant>>,
     pub faults: Faults,
     pub stats: FakeStats,
     pub webhook: Option<WebhookTarget>,

@@ -108,6 +108,33 @@ async fn concurrency_cap_gives_secondary_limit_and_pause() {
 }
 
 #[tokio::test]
+async fn a_tokens_points_per_minute_are_a_secondary_limit_per_resource() {
+    let gh = fake().await;
+    assert_eq!(gh.faults().points_per_minute, Some((900, 2_000)), "GitHub's documented figures by default");
+    gh.set_faults(Faults { points_per_minute: Some((3, 2)), ..Faults::default() });
+    let (token, other) = (mint(&gh).await, mint(&gh).await);
+    let url = format!("{}/user/1", gh.url());
+    for _ in 0..3 {
+        assert_eq!(get(url.clone(), &token).await.status(), 200);
+    }
+    let over = get(url.clone(), &token).await;
+    assert_eq!(over.status(), 403, "the fourth REST request of the minute");
+    let wait: u64 = header(&over, "retry-after").parse().unwrap();
+    assert!((1..=60).contains(&wait), "retry-after {wait}: until the first request leaves the minute");
+    let body: Value = over.json().await.unwrap();
+    assert!(body["message"].as_str().unwrap().contains("secondary rate limit"));
+    assert_eq!(gh.stats().over_per_minute, 1);
+    // Another token has a minute of its own.
+    assert_eq!(get(url, &other).await.status(), 200);
+    // GraphQL counts apart: two queries on the other token, then a refusal.
+    let ids = [gh.user(1).unwrap().node_id];
+    assert_eq!(graphql(&gh, &other, QUERY, &ids).await.status(), 200);
+    assert_eq!(graphql(&gh, &other, QUERY, &ids).await.status(), 200);
+    assert_eq!(graphql(&gh, &other, QUERY, &ids).await.status(), 403);
+    assert_eq!(gh.stats().over_per_minute, 2);
+}
+
+#[tokio::test]
 async fn server_errors_are_502_and_not_charged() {
     let gh = fake().await;
     let token = mint(&gh).await;
