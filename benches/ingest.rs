@@ -7,7 +7,8 @@
 //! steady 2,000/s comes from this process. Every 202 is a committed delivery.
 //! After the burst, the inbox's backlog is timed until it is applied.
 //!
-//! Run: `cargo bench --bench ingest`. Goals (issue 11): ≥ 15,000/s on SQLite,
+//! Run: `cargo bench --bench ingest` (`GHSYNC_BENCH_BURST_SECONDS=60` for a
+//! longer burst than 8 s). Goals (issue 11): ≥ 15,000/s on SQLite,
 //! ≥ 10,000/s on PostgreSQL, p99 < 10 ms at a steady 2,000/s, a backlog
 //! applied within 10 s of the burst's end.
 
@@ -20,10 +21,15 @@ use futures_util::{StreamExt, stream};
 const SECRET: &str = "bench-secret";
 const PAYLOAD_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/corpus/webhooks/star/created.json");
 const WRK_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/wrk-webhook.lua");
+/// The burst's length, unless `GHSYNC_BENCH_BURST_SECONDS` says (issue 11 asks about 60 s).
 const BURST_SECONDS: u64 = 8;
 const CONNECTIONS: usize = 32;
 const RATE: u64 = 2_000;
 const RATE_SECONDS: u64 = 5;
+
+fn burst_seconds() -> u64 {
+    std::env::var("GHSYNC_BENCH_BURST_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(BURST_SECONDS)
+}
 
 struct Serve {
     child: Child,
@@ -90,7 +96,7 @@ async fn burst(
     signature: &str,
 ) -> anyhow::Result<(String, f64, String, String)> {
     let wrk = Command::new("wrk")
-        .args(["-t2", &format!("-c{CONNECTIONS}"), &format!("-d{BURST_SECONDS}s"), "--latency", "-s", WRK_SCRIPT])
+        .args(["-t2", &format!("-c{CONNECTIONS}"), &format!("-d{}s", burst_seconds()), "--latency", "-s", WRK_SCRIPT])
         .arg(endpoint.trim_end_matches("/webhooks/github"))
         .env("BODY_FILE", PAYLOAD_PATH)
         .env("SIG", signature)
@@ -112,7 +118,7 @@ async fn burst(
     }
     let started = Instant::now();
     let mut sent: Vec<Duration> = Vec::new();
-    while started.elapsed() < Duration::from_secs(BURST_SECONDS) {
+    while started.elapsed() < Duration::from_secs(burst_seconds()) {
         let round: Vec<Duration> = stream::iter(0..CONNECTIONS * 50)
             .map(|_| send(client, endpoint, body, signature))
             .buffer_unordered(CONNECTIONS)
@@ -169,8 +175,9 @@ async fn bench(name: &str, url: String) -> anyhow::Result<()> {
     let backlog = pending().await?;
     let drained = drain().await?;
     println!(
-        "{name:<9} burst ({by}, {CONNECTIONS} connections, {BURST_SECONDS} s): {rate:>6.0} deliveries/s, p50 {p50}, p99 {p99} | \
+        "{name:<9} burst ({by}, {CONNECTIONS} connections, {} s): {rate:>6.0} deliveries/s, p50 {p50}, p99 {p99} | \
          steady {RATE}/s: p50 {:.2} ms, p99 {:.2} ms | backlog at the burst's end {backlog}, applied in {:.1} s",
+        burst_seconds(),
         percentile(&steady, 0.50).as_secs_f64() * 1e3,
         percentile(&steady, 0.99).as_secs_f64() * 1e3,
         drained.as_secs_f64(),
