@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, QueryBuilder, Type};
 
+use super::installations::{ACCOUNT_USER_CONFLICT, INSERT_ACCOUNT_USERS, INSERT_INSTALLATIONS, INSTALLATION_CONFLICT};
 use super::{Backend, SqlStore};
 use crate::domain::{InstallationRecord, Standing, Transition, UserEvent};
 use crate::store::StoreResult;
@@ -42,9 +43,7 @@ where
             return Ok(0);
         }
         // The same upsert as the long way's: a webhook may have inserted one since `sort_page`.
-        let mut insert = QueryBuilder::<DB>::new(
-            "INSERT INTO installations (id, account_id, account_login, account_type, state, seen_at, created_at, updated_at) ",
-        );
+        let mut insert = QueryBuilder::<DB>::new(INSERT_INSTALLATIONS);
         insert.push_values(fresh, |mut row, inst| {
             let account = inst.account.as_ref();
             row.push_bind(inst.id.get())
@@ -56,13 +55,7 @@ where
                 .push_bind(now)
                 .push_bind(now);
         });
-        insert.push(
-            " ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at, \
-             account_id = COALESCE(excluded.account_id, installations.account_id), \
-             account_login = COALESCE(excluded.account_login, installations.account_login), \
-             account_type = COALESCE(excluded.account_type, installations.account_type), \
-             state = excluded.state, updated_at = excluded.updated_at",
-        );
+        insert.push(INSTALLATION_CONFLICT);
         insert.build().execute(&mut **tx).await?;
         // An account with no user row: untracked or erased, and to either a new installation
         // is news (`installation_seen`): tracked from now, due at once, tombstone gone.
@@ -82,10 +75,7 @@ where
             }
             forget.push(")");
             forget.build().execute(&mut **tx).await?;
-            let mut insert = QueryBuilder::<DB>::new(
-                "INSERT INTO users (github_id, node_id, login, avatar_url, status, sync_enabled, installation_id, \
-                 due_at, next_sync_at, created_at, updated_at) ",
-            );
+            let mut insert = QueryBuilder::<DB>::new(INSERT_ACCOUNT_USERS);
             insert.push_values(&users, |mut row, (inst, account, status, due)| {
                 row.push_bind(account.id.get())
                     .push_bind(account.node_id.as_ref().map(|n| n.as_str()))
@@ -100,14 +90,7 @@ where
                     .push_bind(now);
             });
             // As the long way's, for a user a webhook tracked since `sort_page`.
-            insert.push(
-                " ON CONFLICT (github_id) DO UPDATE SET \
-                 node_id = COALESCE(excluded.node_id, users.node_id), login = excluded.login, \
-                 avatar_url = COALESCE(users.avatar_url, excluded.avatar_url), status = excluded.status, \
-                 installation_id = excluded.installation_id, due_at = COALESCE(excluded.due_at, users.due_at), \
-                 next_sync_at = CASE WHEN excluded.due_at IS NOT NULL THEN excluded.due_at ELSE users.next_sync_at END, \
-                 updated_at = excluded.updated_at",
-            );
+            insert.push(ACCOUNT_USER_CONFLICT);
             insert.build().execute(&mut **tx).await?;
         }
         Ok(fresh.len() as u64)

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
-use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Row as _, Type};
+use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Encode, Executor, IntoArguments, Row as _, Type};
 
 use super::rows::corrupt;
 use super::{Backend, SqlStore};
@@ -11,6 +11,27 @@ use crate::domain::{
     InstallationId, InstallationRecord, InstallationState, Standing, Transition, UserEvent, UserStatus,
 };
 use crate::store::{InstallationStore, StoreResult};
+
+/// An installation as a listing or webhook shows it, upserted: the columns
+/// (values follow) and what a row already there keeps. `fresh.rs` writes many
+/// at once with the same two halves.
+pub(super) const INSERT_INSTALLATIONS: &str =
+    "INSERT INTO installations (id, account_id, account_login, account_type, state, seen_at, created_at, updated_at) ";
+pub(super) const INSTALLATION_CONFLICT: &str = " ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at, \
+     account_id = COALESCE(excluded.account_id, installations.account_id), \
+     account_login = COALESCE(excluded.account_login, installations.account_login), \
+     account_type = COALESCE(excluded.account_type, installations.account_type), \
+     state = excluded.state, updated_at = excluded.updated_at";
+/// An installation's account user, tracked (values follow), and what a user
+/// row already there (a webhook may have tracked it first) keeps.
+pub(super) const INSERT_ACCOUNT_USERS: &str = "INSERT INTO users (github_id, node_id, login, avatar_url, status, \
+     sync_enabled, installation_id, due_at, next_sync_at, created_at, updated_at) ";
+pub(super) const ACCOUNT_USER_CONFLICT: &str = " ON CONFLICT (github_id) DO UPDATE SET \
+     node_id = COALESCE(excluded.node_id, users.node_id), login = excluded.login, \
+     avatar_url = COALESCE(users.avatar_url, excluded.avatar_url), status = excluded.status, \
+     installation_id = excluded.installation_id, due_at = COALESCE(excluded.due_at, users.due_at), \
+     next_sync_at = CASE WHEN excluded.due_at IS NOT NULL THEN excluded.due_at ELSE users.next_sync_at END, \
+     updated_at = excluded.updated_at";
 
 impl<DB> SqlStore<DB>
 where
@@ -43,14 +64,9 @@ where
             .await?;
         let newly_active = before.as_deref() != Some(InstallationState::Active.as_str());
         let account = inst.account.as_ref();
-        sqlx::query(
-            "INSERT INTO installations (id, account_id, account_login, account_type, state, seen_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $6, $6) ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at, \
-             account_id = COALESCE(excluded.account_id, installations.account_id), \
-             account_login = COALESCE(excluded.account_login, installations.account_login), \
-             account_type = COALESCE(excluded.account_type, installations.account_type), \
-             state = excluded.state, updated_at = excluded.updated_at",
-        )
+        sqlx::query(AssertSqlSafe(format!(
+            "{INSERT_INSTALLATIONS}VALUES ($1, $2, $3, $4, $5, $6, $6, $6){INSTALLATION_CONFLICT}"
+        )))
         .bind(inst.id.get())
         .bind(account.map(|a| a.id.get()))
         .bind(account.map(|a| a.login.as_str()))
@@ -70,17 +86,9 @@ where
                 Self::forget_erasure(tx, account.id).await?;
             }
             let due = due.then_some(now);
-            sqlx::query(
-                "INSERT INTO users (github_id, node_id, login, avatar_url, status, sync_enabled, installation_id, \
-                 due_at, next_sync_at, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, TRUE, $6, $7, $8, $8, $8) ON CONFLICT (github_id) DO UPDATE SET \
-                 node_id = COALESCE(excluded.node_id, users.node_id), login = excluded.login, \
-                 avatar_url = COALESCE(users.avatar_url, excluded.avatar_url), status = excluded.status, \
-                 installation_id = excluded.installation_id, \
-                 due_at = COALESCE(excluded.due_at, users.due_at), \
-                 next_sync_at = CASE WHEN excluded.due_at IS NOT NULL THEN excluded.due_at ELSE users.next_sync_at END, \
-                 updated_at = excluded.updated_at",
-            )
+            sqlx::query(AssertSqlSafe(format!(
+                "{INSERT_ACCOUNT_USERS}VALUES ($1, $2, $3, $4, $5, TRUE, $6, $7, $8, $8, $8){ACCOUNT_USER_CONFLICT}"
+            )))
             .bind(account.id.get())
             .bind(account.node_id.as_ref().map(|n| n.as_str()))
             .bind(account.login.as_str())
