@@ -81,15 +81,11 @@ impl Worker {
         if claimed.is_empty() {
             return Ok(0);
         }
-        let work = async {
-            let mut settlements = Vec::with_capacity(claimed.len());
-            for delivery in &claimed {
-                settlements.push(self.handle(delivery).await);
-            }
-            settlements
-        };
+        let work = apply(&self.store, &self.refresh, &claimed);
         let renew = || self.store.renew_deliveries(&lease.id, Utc::now() + length);
-        let settlements = renewing("deliveries", self.lease, work, renew).await;
+        let applied = renewing("deliveries", self.lease, work, renew).await;
+        let settlements: Vec<Settlement> =
+            claimed.iter().zip(applied).map(|(delivery, outcome)| self.settlement(delivery, outcome)).collect();
         let lost = self.store.settle_deliveries(&settlements, &lease.id, Utc::now()).await?;
         if !lost.is_empty() {
             // This process stalled past its lease and another took the deliveries over: theirs counts.
@@ -98,14 +94,15 @@ impl Worker {
         Ok(claimed.len())
     }
 
+    /// What becomes of a delivery after applying it.
     #[tracing::instrument(name = "inbox.apply", skip_all, fields(delivery_id = %delivery.id, event = %delivery.event))]
-    async fn handle(&self, delivery: &ClaimedDelivery) -> Settlement {
+    fn settlement(&self, delivery: &ClaimedDelivery, outcome: Result<ApplyOutcome, ApplyError>) -> Settlement {
         let event = delivery.event.as_str();
         let settle = |state: DeliveryState, note: Option<String>, retry_at: Option<DateTime<Utc>>| {
             self.metrics.deliveries.with_label_values(&[event, outcome_label(state, retry_at)]).inc();
             Settlement { id: delivery.id.clone(), state, note, retry_at }
         };
-        match apply(&self.store, &self.refresh, delivery).await {
+        match outcome {
             Ok(ApplyOutcome::Applied(what)) => {
                 tracing::debug!(%what, "applied");
                 settle(DeliveryState::Done, None, None)

@@ -15,6 +15,7 @@ mod sqlite;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::config::DatabaseSettings;
@@ -52,6 +53,18 @@ impl StoreError {
     /// `Refused` are answers about the data.
     pub fn is_ours(&self) -> bool {
         matches!(self, Self::Unavailable(_) | Self::Other(_))
+    }
+
+    /// The same failure, for each of the several callers one statement served
+    /// (a round's deliveries): same kind, same message.
+    pub fn shared(&self) -> Self {
+        match self {
+            Self::NotFound => Self::NotFound,
+            Self::Conflict(m) => Self::Conflict(m.clone()),
+            Self::Unavailable(m) => Self::Unavailable(m.clone()),
+            Self::Refused(m) => Self::Refused(m.clone()),
+            Self::Other(e) => Self::Other(anyhow::anyhow!("{e:#}")),
+        }
     }
 }
 
@@ -218,9 +231,16 @@ pub trait UserStore: Send + Sync {
     async fn register_users(&self, ids: &[GitHubUserId], now: DateTime<Utc>) -> StoreResult<Vec<GitHubUserId>>;
     async fn rename_user(&self, id: GitHubUserId, login: &Login, now: DateTime<Utc>) -> StoreResult<()>;
     async fn revoke_user(&self, id: GitHubUserId, now: DateTime<Utc>) -> StoreResult<()>;
-    /// A tracked user did something: refresh what the payload says and make
-    /// them due at `due` unless they already are earlier. `false` if untracked.
-    async fn note_activity(&self, account: &Account, due: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<bool>;
+    /// Of `ids`, the users we sync (active, syncing on), each with when it was last synced.
+    async fn synced_among(&self, ids: &[GitHubUserId]) -> StoreResult<HashMap<GitHubUserId, Option<DateTime<Utc>>>>;
+    /// Tracked users did something: for each, refresh what the payload says and
+    /// make them due at its time unless they already are earlier, all in one
+    /// statement. Returns the ids of the users we sync; the others were left alone.
+    async fn note_activity(
+        &self,
+        noted: &[(Account, DateTime<Utc>)],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<GitHubUserId>>;
     /// Makes a user due at `due` (earlier wins).
     async fn mark_due(&self, id: GitHubUserId, due: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<()>;
     async fn set_sync_enabled(&self, id: GitHubUserId, enabled: bool, now: DateTime<Utc>) -> StoreResult<bool>;

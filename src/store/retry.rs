@@ -185,8 +185,15 @@ impl<S: Store> UserStore for Retrying<S> {
     async fn revoke_user(&self, id: GitHubUserId, now: DateTime<Utc>) -> StoreResult<()> {
         retrying("revoke_user", || self.0.revoke_user(id, now)).await
     }
-    async fn note_activity(&self, account: &Account, due: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<bool> {
-        retrying("note_activity", || self.0.note_activity(account, due, now)).await
+    async fn synced_among(&self, ids: &[GitHubUserId]) -> StoreResult<HashMap<GitHubUserId, Option<DateTime<Utc>>>> {
+        self.0.synced_among(ids).await
+    }
+    async fn note_activity(
+        &self,
+        noted: &[(Account, DateTime<Utc>)],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<GitHubUserId>> {
+        retrying("note_activity", || self.0.note_activity(noted, now)).await
     }
     async fn mark_due(&self, id: GitHubUserId, due: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<()> {
         retrying("mark_due", || self.0.mark_due(id, due, now)).await

@@ -15,6 +15,7 @@ mod demo;
 mod fake_github;
 mod graphql_refused;
 mod inbox;
+mod inbox_rounds;
 mod installations;
 mod leases;
 mod lifecycle;

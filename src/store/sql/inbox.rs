@@ -160,9 +160,7 @@ where
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
         let settlement = Settlement { id: id.clone(), state, note: note.map(str::to_owned), retry_at: None };
-        let mut tx = self.writer.begin_with(DB::BEGIN_WRITE).await?;
-        Self::settle(&mut tx, &settlement, None, now).await?;
-        tx.commit().await?;
+        self.settle(std::slice::from_ref(&settlement), None, now).await?;
         Ok(())
     }
 
@@ -186,17 +184,8 @@ where
         lease: &LeaseId,
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<DeliveryId>> {
-        let mut settlements: Vec<&Settlement> = settlements.iter().collect();
-        settlements.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
-        let mut tx = self.writer.begin_with(DB::BEGIN_WRITE).await?;
-        let mut lost = Vec::new();
-        for s in settlements {
-            if !Self::settle(&mut tx, s, Some(lease), now).await? {
-                lost.push(s.id.clone());
-            }
-        }
-        tx.commit().await?;
-        Ok(lost)
+        let settled = self.settle(settlements, Some(lease), now).await?;
+        Ok(settlements.iter().filter(|s| !settled.contains(s.id.as_str())).map(|s| s.id.clone()).collect())
     }
 
     async fn delivery(&self, id: &DeliveryId) -> StoreResult<Option<DeliveryRecord>> {
@@ -324,41 +313,55 @@ where
     DB: Backend,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
+    usize: ColumnIndex<DB::Row>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> Option<&'q str>: Encode<'q, DB>,
+    for<'q> String: Decode<'q, DB> + Type<DB>,
     for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<DateTime<Utc>>: Encode<'q, DB>,
 {
-    /// Settles one delivery: finished, or pending again until its retry. Under
-    /// a lease (fenced) only while the lease still holds it; false if not.
+    /// Settles deliveries, in one statement: each finished, or pending again
+    /// until its retry. Under a lease (fenced) only those the lease still
+    /// holds. Returns the GUIDs settled.
     async fn settle(
-        tx: &mut sqlx::Transaction<'static, DB>,
-        s: &Settlement,
+        &self,
+        settlements: &[Settlement],
         lease: Option<&LeaseId>,
         now: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        // Fenced, the row must still be pending under the lease; unfenced (`''`), any row.
-        let lease = lease.map_or("", LeaseId::as_str);
-        let done = match s.retry_at {
-            Some(retry_at) => sqlx::query(
-                "UPDATE webhook_deliveries SET last_error = $2, next_attempt_at = $3, lease_until = NULL, \
-                 lease_id = NULL WHERE delivery_id = $1 AND ($4 = '' OR (lease_id = $4 AND state = 'pending'))",
-            )
-            .bind(s.id.as_str())
-            .bind(s.note.as_deref())
-            .bind(retry_at)
-            .bind(lease),
-            None => sqlx::query(
-                "UPDATE webhook_deliveries SET state = $3, last_error = $2, completed_at = $4, lease_until = NULL, \
-                 lease_id = NULL WHERE delivery_id = $1 AND ($5 = '' OR (lease_id = $5 AND state = 'pending'))",
-            )
-            .bind(s.id.as_str())
-            .bind(s.note.as_deref())
-            .bind(s.state.as_str())
-            .bind(now)
-            .bind(lease),
+    ) -> StoreResult<HashSet<String>> {
+        if settlements.is_empty() {
+            return Ok(HashSet::new());
         }
-        .execute(&mut **tx)
-        .await?;
-        Ok(DB::rows_affected(&done) == 1)
+        let mut update = QueryBuilder::<DB>::new("WITH s (sid, sstate, snote, sretry) AS (");
+        update.push_values(settlements, |mut row, s| {
+            row.push_bind(s.id.as_str()).push_bind(s.state.as_str()).push_bind(s.note.as_deref()).push_bind(s.retry_at);
+        });
+        // Rows locked by GUID, as renewals lock them; a retry stays pending with its next
+        // attempt, a finished delivery is stamped complete.
+        update.push(format!(
+            "), locked AS (SELECT delivery_id FROM webhook_deliveries \
+             WHERE delivery_id IN (SELECT sid FROM s) ORDER BY delivery_id{lock}) \
+             UPDATE webhook_deliveries SET state = s.sstate, last_error = s.snote, \
+             next_attempt_at = COALESCE(s.sretry, webhook_deliveries.next_attempt_at), \
+             completed_at = CASE WHEN s.sretry IS NULL THEN ",
+            lock = DB::LOCK_HELD
+        ));
+        update.push_bind(now);
+        update.push(
+            " ELSE webhook_deliveries.completed_at END, lease_until = NULL, lease_id = NULL \
+             FROM s WHERE webhook_deliveries.delivery_id = s.sid \
+             AND webhook_deliveries.delivery_id IN (SELECT delivery_id FROM locked)",
+        );
+        // Fenced, the row must still be pending under the lease; unfenced, any row.
+        if let Some(lease) = lease {
+            update.push(" AND webhook_deliveries.state = 'pending' AND webhook_deliveries.lease_id = ");
+            update.push_bind(lease.as_str());
+        }
+        update.push(" RETURNING delivery_id");
+        let mut settled = HashSet::with_capacity(settlements.len());
+        for row in update.build().fetch_all(&self.writer).await? {
+            settled.insert(row.try_get::<String, _>(0)?);
+        }
+        Ok(settled)
     }
 }

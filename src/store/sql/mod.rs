@@ -12,6 +12,7 @@
 //! Rust does not carry such bounds along with `Backend`, so each block states
 //! what it asks of the database (see `Backend`).
 
+mod activity;
 mod fresh;
 mod inbox;
 mod installations;

@@ -1,5 +1,7 @@
 //! Users: lookups and lifecycle (track, rename, revoke, mark due, opt out, erase).
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
@@ -108,23 +110,16 @@ where
         Ok(())
     }
 
-    async fn note_activity(&self, account: &Account, due: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE users SET login = $2, avatar_url = COALESCE($3, avatar_url), \
-             due_at = CASE WHEN due_at IS NULL OR due_at > $4 \
-               OR (claimed_until > $5 AND due_at <= $5) THEN $4 ELSE due_at END, \
-             next_sync_at = CASE WHEN next_sync_at IS NULL OR next_sync_at > $4 THEN $4 ELSE next_sync_at END, \
-             updated_at = $5 \
-             WHERE github_id = $1 AND status = 'active' AND sync_enabled",
-        )
-        .bind(account.id.get())
-        .bind(account.login.as_str())
-        .bind(account.avatar_url.as_deref())
-        .bind(due)
-        .bind(now)
-        .execute(&self.writer)
-        .await?;
-        Ok(DB::rows_affected(&done) == 1)
+    async fn synced_among(&self, ids: &[GitHubUserId]) -> StoreResult<HashMap<GitHubUserId, Option<DateTime<Utc>>>> {
+        self.select_synced_among(ids).await
+    }
+
+    async fn note_activity(
+        &self,
+        noted: &[(Account, DateTime<Utc>)],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<GitHubUserId>> {
+        self.update_activity(noted, now).await
     }
 
     // In both `note_activity` and `mark_due`, "earlier wins" except against a mark that a
