@@ -210,9 +210,11 @@ where
     }
 
     async fn inbox_stats(&self) -> StoreResult<InboxStats> {
+        // One query per state, so that each is answered from its own index.
         let rows = sqlx::query(
-            "SELECT state, COUNT(*) AS n, MIN(received_at) AS oldest FROM webhook_deliveries \
-             WHERE state IN ('pending', 'failed') GROUP BY state",
+            "SELECT 'pending' AS state, COUNT(*) AS n, MIN(received_at) AS oldest FROM webhook_deliveries \
+             WHERE state = 'pending' UNION ALL \
+             SELECT 'failed', COUNT(*), MIN(received_at) FROM webhook_deliveries WHERE state = 'failed'",
         )
         .fetch_all(&self.pool)
         .await?;
