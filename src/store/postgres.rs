@@ -19,6 +19,7 @@ impl Backend for Postgres {
     const BEGIN_WRITE: &'static str = "BEGIN";
     const LOCK_CLAIMED: &'static str = " FOR UPDATE SKIP LOCKED";
     const LOCK_HELD: &'static str = " FOR UPDATE";
+    const SCRIPTS: bool = false;
     fn rows_affected(result: &PgQueryResult) -> u64 {
         result.rows_affected()
     }

@@ -26,6 +26,7 @@ impl Backend for Sqlite {
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     const LOCK_CLAIMED: &'static str = "";
     const LOCK_HELD: &'static str = "";
+    const SCRIPTS: bool = true;
     fn rows_affected(result: &SqliteQueryResult) -> u64 {
         result.rows_affected()
     }
@@ -45,6 +46,7 @@ impl SqlStore<Sqlite> {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options.clone())
             .await
@@ -55,6 +57,8 @@ impl SqlStore<Sqlite> {
             .context("cannot migrate the SQLite database")?;
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            // A connection to a file does not go stale: no ping (a round trip) before each use.
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options)
             .await

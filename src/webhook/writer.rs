@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::store::{Store, StoreError};
 
@@ -15,6 +15,9 @@ use crate::domain::{InsertOutcome, NewDelivery};
 const MAX_GROUP: usize = 256;
 /// Requests waiting for the writer at most; beyond that, callers wait to enqueue.
 const QUEUE: usize = 4096;
+/// Groups committing at once on PostgreSQL. One group at a time left its
+/// server mostly idle: each commit is a round trip and a WAL flush.
+pub const POSTGRES_IN_FLIGHT: usize = 4;
 
 type Reply = oneshot::Sender<Result<InsertOutcome, StoreError>>;
 
@@ -27,9 +30,12 @@ pub struct Writer {
 
 impl Writer {
     /// Spawns the writer task; it ends when every `Writer` clone is dropped.
-    pub fn spawn(store: Arc<dyn Store>) -> Self {
+    /// Up to `in_flight` groups commit at once: one on SQLite (one writer at
+    /// a time anyway), `POSTGRES_IN_FLIGHT` on PostgreSQL, whose commits wait on
+    /// the server and its disk flush and can overlap.
+    pub fn spawn(store: Arc<dyn Store>, in_flight: usize) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(store, rx));
+        tokio::spawn(run(store, rx, in_flight.max(1)));
         Self { tx, waiting: Arc::new(AtomicUsize::new(0)) }
     }
 
@@ -53,30 +59,50 @@ impl Writer {
     }
 }
 
-async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<(NewDelivery, Reply)>) {
+async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<(NewDelivery, Reply)>, in_flight: usize) {
+    let slots = Arc::new(Semaphore::new(in_flight));
     let mut group = Vec::with_capacity(MAX_GROUP);
-    while rx.recv_many(&mut group, MAX_GROUP).await > 0 {
-        let (deliveries, replies): (Vec<NewDelivery>, Vec<Reply>) = group.drain(..).unzip();
-        match store.insert_deliveries(&deliveries).await {
-            Ok(outcomes) => {
-                for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                    let _ = reply.send(Ok(outcome));
-                }
+    // A free slot first: while every slot is committing, requests gather in the queue and
+    // go in together next.
+    while let Ok(slot) = slots.clone().acquire_owned().await {
+        if rx.recv_many(&mut group, MAX_GROUP).await == 0 {
+            break;
+        }
+        let taken = std::mem::replace(&mut group, Vec::with_capacity(MAX_GROUP));
+        if in_flight == 1 {
+            commit(&*store, taken).await;
+        } else {
+            let store = store.clone();
+            tokio::spawn(async move {
+                commit(&*store, taken).await;
+                drop(slot);
+            });
+        }
+    }
+}
+
+/// Commits one group and answers each of its requests.
+async fn commit(store: &dyn Store, group: Vec<(NewDelivery, Reply)>) {
+    let (deliveries, replies): (Vec<NewDelivery>, Vec<Reply>) = group.into_iter().unzip();
+    match store.insert_deliveries(&deliveries).await {
+        Ok(outcomes) => {
+            for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                let _ = reply.send(Ok(outcome));
             }
-            // One delivery the database will not hold must not fail the others of its group.
-            Err(StoreError::Refused(_)) if deliveries.len() > 1 => {
-                for (delivery, reply) in deliveries.iter().zip(replies) {
-                    let outcome = store.insert_deliveries(std::slice::from_ref(delivery)).await;
-                    let one = outcome.and_then(|o| o.into_iter().next().ok_or(StoreError::NotFound));
-                    let _ = reply.send(one);
-                }
+        }
+        // One delivery the database will not hold must not fail the others of its group.
+        Err(StoreError::Refused(_)) if deliveries.len() > 1 => {
+            for (delivery, reply) in deliveries.iter().zip(replies) {
+                let outcome = store.insert_deliveries(std::slice::from_ref(delivery)).await;
+                let one = outcome.and_then(|o| o.into_iter().next().ok_or(StoreError::NotFound));
+                let _ = reply.send(one);
             }
-            Err(e) => {
-                tracing::error!(error.message = %e, count = deliveries.len(), "cannot commit webhook deliveries");
-                let message = e.to_string();
-                for reply in replies {
-                    let _ = reply.send(Err(StoreError::Unavailable(message.clone())));
-                }
+        }
+        Err(e) => {
+            tracing::error!(error.message = %e, count = deliveries.len(), "cannot commit webhook deliveries");
+            let message = e.to_string();
+            for reply in replies {
+                let _ = reply.send(Err(StoreError::Unavailable(message.clone())));
             }
         }
     }

@@ -44,49 +44,39 @@ where
         if deliveries.is_empty() {
             return Ok(Vec::new());
         }
-        // A statement for the group's rows and one for their payloads: a statement per row cost
-        // a round trip each to sqlx's SQLite thread (or the PostgreSQL server), most of the
-        // request path's time. Rows go in by ascending GUID (one lock order for every replica);
-        // a GUID twice in a group goes in once, and RETURNING names exactly the rows that did.
+        // The whole group goes to the database in one round trip (see `group_insert`): a round
+        // trip per statement, to sqlx's SQLite thread or to the PostgreSQL server, was most of
+        // the request path's time. Rows go in by ascending GUID (one lock order for every
+        // replica); a GUID twice in a group goes in once, and RETURNING names exactly the rows
+        // that did.
         let mut order: Vec<usize> = (0..deliveries.len()).collect();
         order.sort_by(|&a, &b| deliveries[a].id.as_str().cmp(deliveries[b].id.as_str()));
-        let mut rows = QueryBuilder::<DB>::new(
-            "INSERT INTO webhook_deliveries (delivery_id, event, action, state, attempts, received_at, next_attempt_at) ",
-        );
-        rows.push_values(&order, |mut row, &i| {
-            let d = &deliveries[i];
-            row.push_bind(d.id.as_str())
-                .push_bind(d.event.as_str())
-                .push_bind(d.action.as_deref())
-                .push("'pending'")
-                .push("0")
-                .push_bind(d.received_at)
-                .push_bind(d.received_at);
-        });
-        rows.push(" ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id");
-        let mut tx = self.writer.begin_with(DB::BEGIN_WRITE).await?;
-        let returned = rows.build().fetch_all(&mut *tx).await?;
+        let mut group: Vec<&NewDelivery> = order.iter().map(|&i| &deliveries[i]).collect();
+        group.dedup_by(|later, first| later.id == first.id);
+        let mut insert = Self::group_insert(&group);
+        let mut conn = self.writer.acquire().await?;
+        let returned = match insert.build().fetch_all(&mut *conn).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                if DB::SCRIPTS {
+                    // The script stopped inside its transaction: end it before the connection
+                    // serves anyone else (an error here means none was open).
+                    let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                }
+                return Err(e.into());
+            }
+        };
         let mut inserted = HashSet::with_capacity(returned.len());
         for row in &returned {
             inserted.insert(row.try_get::<String, _>(0)?);
         }
         // The first of a GUID's copies is the one that went in; any other is its duplicate.
         let mut outcomes = vec![InsertOutcome::Duplicate; deliveries.len()];
-        let mut fresh = Vec::with_capacity(inserted.len());
         for i in order {
             if inserted.remove(deliveries[i].id.as_str()) {
                 outcomes[i] = InsertOutcome::Inserted;
-                fresh.push(&deliveries[i]);
             }
         }
-        if !fresh.is_empty() {
-            let mut payloads = QueryBuilder::<DB>::new("INSERT INTO webhook_payloads (delivery_id, payload) ");
-            payloads.push_values(&fresh, |mut row, d| {
-                row.push_bind(d.id.as_str()).push_bind(d.payload.as_str());
-            });
-            payloads.build().execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
         Ok(outcomes)
     }
 
@@ -322,6 +312,44 @@ where
     for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
     for<'q> Option<DateTime<Utc>>: Encode<'q, DB>,
 {
+    /// A group of new deliveries, their rows and their payloads, in one
+    /// transaction sent at once: on SQLite a script from `BEGIN` to `COMMIT`;
+    /// on PostgreSQL one statement (its own transaction) whose CTE inserts the
+    /// rows and whose payloads follow only the rows that went in. Returns the
+    /// GUIDs inserted; a payload of a GUID already stored is not written.
+    fn group_insert(group: &[&NewDelivery]) -> QueryBuilder<DB> {
+        let mut q = QueryBuilder::<DB>::new(if DB::SCRIPTS {
+            format!("{}; INSERT INTO webhook_deliveries ", DB::BEGIN_WRITE)
+        } else {
+            "WITH fresh AS (INSERT INTO webhook_deliveries ".to_owned()
+        });
+        q.push("(delivery_id, event, action, state, attempts, received_at, next_attempt_at) ");
+        q.push_values(group, |mut row, d| {
+            row.push_bind(d.id.as_str())
+                .push_bind(d.event.as_str())
+                .push_bind(d.action.as_deref())
+                .push("'pending'")
+                .push("0")
+                .push_bind(d.received_at)
+                .push_bind(d.received_at);
+        });
+        q.push(" ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id");
+        if DB::SCRIPTS {
+            q.push("; INSERT INTO webhook_payloads (delivery_id, payload) ");
+            q.push_values(group, |mut row, d| {
+                row.push_bind(d.id.as_str()).push_bind(d.payload.as_str());
+            });
+            q.push(" ON CONFLICT (delivery_id) DO NOTHING; COMMIT");
+        } else {
+            q.push("), payloads AS (INSERT INTO webhook_payloads (delivery_id, payload) SELECT v.id, v.payload FROM (");
+            q.push_values(group, |mut row, d| {
+                row.push_bind(d.id.as_str()).push_bind(d.payload.as_str());
+            });
+            q.push(") AS v (id, payload) WHERE v.id IN (SELECT delivery_id FROM fresh)) SELECT delivery_id FROM fresh");
+        }
+        q
+    }
+
     /// Settles deliveries, in one statement: each finished, or pending again
     /// until its retry. Under a lease (fenced) only those the lease still
     /// holds. Returns the GUIDs settled.

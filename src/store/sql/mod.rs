@@ -45,6 +45,12 @@ pub trait Backend: Database {
     /// write: PostgreSQL locks them (`FOR UPDATE`), so no claim takes one
     /// between the look-up and the write; SQLite's write lock already does.
     const LOCK_HELD: &'static str;
+    /// The driver runs a script (several statements, binds and all) in one
+    /// call: SQLite does, so a write transaction can reach its thread in one
+    /// round trip instead of one per statement. PostgreSQL's protocol takes
+    /// one statement per call; there one statement with data-modifying CTEs
+    /// does the same.
+    const SCRIPTS: bool;
     /// sqlx has no trait for this: each engine's result type has its own method.
     fn rows_affected(result: &Self::QueryResult) -> u64;
 }
