@@ -15,6 +15,7 @@
 mod activity;
 mod fresh;
 mod inbox;
+mod inbox_batches;
 mod installations;
 mod outcomes;
 mod rate_limits;
