@@ -12,6 +12,9 @@ use super::sql::{Backend, SqlStore};
 /// A transaction left idle this long is ended by the server (see `connect`).
 const IDLE_IN_TRANSACTION: &str = "10s";
 
+/// Connections this process opens at most (readers and writers together).
+const POOL: u32 = 16;
+
 /// Readers and writers share one pool: PostgreSQL takes concurrent writers.
 pub type PgStore = SqlStore<Postgres>;
 
@@ -37,7 +40,7 @@ impl SqlStore<Postgres> {
         let options = options.options([("idle_in_transaction_session_timeout", IDLE_IN_TRANSACTION)]);
         let port = options.get_port();
         let pool = PgPoolOptions::new()
-            .max_connections(16)
+            .max_connections(POOL)
             .after_connect(move |_, _| {
                 Box::pin(async move {
                     super::nodelay::set_nodelay_towards(port);
@@ -52,6 +55,56 @@ impl SqlStore<Postgres> {
             .run(&pool)
             .await
             .context("cannot migrate the PostgreSQL database")?;
+        warn_if_short_of_connections(&pool).await;
         Ok(Self::new(pool.clone(), pool))
+    }
+}
+
+/// Says so at start-up when the server cannot give this process its whole
+/// pool: with too few connections left, a pass or a webhook's commit waits
+/// for one and fails after the pool's 10 s, which looks like an outage.
+async fn warn_if_short_of_connections(pool: &sqlx::PgPool) {
+    let counts: Result<(i32, i64), _> = sqlx::query_as(
+        "SELECT current_setting('max_connections')::int \
+         - current_setting('superuser_reserved_connections')::int, \
+         (SELECT COUNT(*) FROM pg_stat_activity WHERE backend_type = 'client backend')",
+    )
+    .fetch_one(pool)
+    .await;
+    if let Ok((allowed, open)) = counts
+        && let Some(message) = connections_short(allowed, open, pool.size())
+    {
+        tracing::warn!(max_connections = allowed, open, pool = POOL, "{message}");
+    }
+}
+
+/// What to tell the operator when `allowed` client connections, `open` of them
+/// already (`ours` of those this process's), leave less than a pool's worth.
+fn connections_short(allowed: i32, open: i64, ours: u32) -> Option<String> {
+    let free = i64::from(allowed) - open + i64::from(ours);
+    (free < i64::from(POOL)).then(|| {
+        format!(
+            "PostgreSQL has {free} connections free for this process, which may open {POOL}: \
+             under load, passes and webhook commits will wait for one and fail. Raise \
+             max_connections (each replica, `reconcile` and `migrate` takes up to {POOL}) \
+             or run fewer processes"
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_with_room_for_the_pool_is_not_warned_about() {
+        assert_eq!(connections_short(100, 3, 1), None);
+        assert_eq!(connections_short(100, 16 + 84, 16), None, "exactly our pool free, counting ours");
+    }
+
+    #[test]
+    fn a_server_short_of_connections_is_named_with_its_figures() {
+        let message = connections_short(97, 90, 1).expect("8 free of 16");
+        assert!(message.contains("8 connections free") && message.contains("max_connections"), "{message}");
     }
 }
