@@ -27,8 +27,9 @@ where
     /// A group of new deliveries, their rows and their payloads, in one
     /// transaction sent at once: on SQLite a script from `BEGIN` to `COMMIT`;
     /// on PostgreSQL one statement (its own transaction) whose CTE inserts the
-    /// rows and whose payloads follow only the rows that went in. Returns the
-    /// GUIDs inserted; a payload of a GUID already stored is not written.
+    /// rows and whose payloads follow only the rows that went in. The query
+    /// returns the GUIDs inserted; a payload of a GUID already stored is not
+    /// written.
     pub(super) fn group_insert(group: &[&NewDelivery]) -> QueryBuilder<DB> {
         let mut q = QueryBuilder::<DB>::new(if DB::SCRIPTS {
             format!("{}; INSERT INTO webhook_deliveries ", DB::BEGIN_WRITE)
