@@ -83,8 +83,7 @@ impl App {
             .map_err(|e| anyhow::anyhow!("GHSYNC_LISTEN: cannot listen on {}: {e}", settings.http.listen))?;
         let port = listener.local_addr()?.port();
         let (inbox_notify, refresh_notify) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
-        let in_flight = if settings.database.is_postgres() { crate::webhook::POSTGRES_IN_FLIGHT } else { 1 };
-        let writer = Writer::spawn(store.clone(), in_flight);
+        let writer = Writer::spawn(store.clone())?;
         let reconciler = github.clone().map(|g| Reconciler::new(store.clone(), g, &settings.sync));
         let passes = github.clone().zip(reconciler.clone()).map(|(github, reconciler)| {
             PassRunner::new(store.clone(), github, reconciler, &settings.sync, metrics.clone())

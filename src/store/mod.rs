@@ -5,6 +5,7 @@
 //! backend's `Backend` impl in its own file. The values it stores and returns
 //! are `domain/` types; status changes are decided there, and written here.
 
+mod group_commit;
 mod migrations;
 mod nodelay;
 mod postgres;
@@ -12,6 +13,7 @@ mod processes;
 mod retry;
 mod sql;
 mod sqlite;
+mod sqlite_group;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -26,6 +28,7 @@ use crate::domain::{
     UserRecord,
 };
 
+pub use group_commit::{GroupCommit, GroupCommitter};
 pub use postgres::PgStore;
 pub use retry::{Retrying, is_contention};
 pub use sqlite::SqliteStore;
@@ -93,11 +96,15 @@ fn refuses_the_data(db: &dyn sqlx::error::DatabaseError) -> bool {
         return pg.code().starts_with("22");
     }
     if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
-        // The primary result code: SQLITE_TOOBIG (18) or SQLITE_MISMATCH (20).
-        let primary = db.code().and_then(|c| c.parse::<i32>().ok()).map(|c| c & 0xff);
-        return matches!(primary, Some(18 | 20));
+        return db.code().and_then(|c| c.parse::<i32>().ok()).is_some_and(sqlite_refuses);
     }
     false
+}
+
+/// Whether a SQLite result code (primary or extended) says the data was
+/// refused: SQLITE_TOOBIG (18), SQLITE_CONSTRAINT (19), SQLITE_MISMATCH (20).
+fn sqlite_refuses(code: i32) -> bool {
+    matches!(code & 0xff, 18..=20)
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -137,6 +144,10 @@ pub trait InboxStore: Send + Sync {
     /// Stores deliveries in one transaction: committed before this returns.
     /// Each outcome says whether that GUID was new.
     async fn insert_deliveries(&self, deliveries: &[NewDelivery]) -> StoreResult<Vec<InsertOutcome>>;
+    /// How the request path should commit its groups: through
+    /// `insert_deliveries`, or with a committer of the backend's own. Call it
+    /// within the runtime the store was opened on.
+    fn group_commit(&self) -> StoreResult<GroupCommit>;
     /// Leases up to `limit` pending deliveries whose time has come (and whose
     /// lease, if any, ran out by `now`) to `lease`.
     async fn claim_deliveries(

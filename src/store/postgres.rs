@@ -8,12 +8,17 @@ use sqlx::Postgres;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgQueryResult};
 
 use super::sql::{Backend, SqlStore};
+use super::{GroupCommit, StoreResult};
 
 /// A transaction left idle this long is ended by the server (see `connect`).
 const IDLE_IN_TRANSACTION: &str = "10s";
 
 /// Connections this process opens at most (readers and writers together).
 const POOL: u32 = 16;
+
+/// Groups of webhook deliveries committing at once. One group at a time left
+/// the server mostly idle: each commit is a round trip and a WAL flush.
+const IN_FLIGHT: usize = 4;
 
 /// Readers and writers share one pool: PostgreSQL takes concurrent writers.
 pub type PgStore = SqlStore<Postgres>;
@@ -25,6 +30,9 @@ impl Backend for Postgres {
     const SCRIPTS: bool = false;
     fn rows_affected(result: &PgQueryResult) -> u64 {
         result.rows_affected()
+    }
+    fn group_commit(_: &PgStore) -> StoreResult<GroupCommit> {
+        Ok(GroupCommit::Overlapping(IN_FLIGHT))
     }
 }
 

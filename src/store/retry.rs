@@ -73,6 +73,9 @@ impl<S: Store> InboxStore for Retrying<S> {
     async fn insert_deliveries(&self, d: &[NewDelivery]) -> StoreResult<Vec<InsertOutcome>> {
         retrying("insert_deliveries", || self.0.insert_deliveries(d)).await
     }
+    fn group_commit(&self) -> StoreResult<GroupCommit> {
+        self.0.group_commit()
+    }
     async fn claim_deliveries(
         &self,
         limit: usize,

@@ -11,6 +11,8 @@ use sqlx::Sqlite;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult, SqliteSynchronous};
 
 use super::sql::{Backend, SqlStore};
+use super::sqlite_group::SqliteGroupCommit;
+use super::{GroupCommit, StoreError, StoreResult};
 
 /// Waiting for the write lock beats failing: writes are short.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -29,6 +31,20 @@ impl Backend for Sqlite {
     const SCRIPTS: bool = true;
     fn rows_affected(result: &SqliteQueryResult) -> u64 {
         result.rows_affected()
+    }
+    /// A thread of its own with a connection of its own, for a file; through
+    /// the writer pool for an in-memory database, which a second connection
+    /// would not see.
+    fn group_commit(store: &SqliteStore) -> StoreResult<GroupCommit> {
+        let options = store.writer.connect_options();
+        let path = options.get_filename();
+        if path.as_os_str().is_empty() || path.to_string_lossy().contains(":memory:") {
+            return Ok(GroupCommit::Overlapping(1));
+        }
+        let committer = SqliteGroupCommit::open(path, store.writer.clone(), BUSY_TIMEOUT).map_err(|e| {
+            StoreError::Unavailable(format!("cannot open {} for the webhook writer: {e}", path.display()))
+        })?;
+        Ok(GroupCommit::Dedicated(Box::new(committer)))
     }
 }
 

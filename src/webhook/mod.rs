@@ -17,4 +17,4 @@ pub use event::{Event, EventError, InstallationAction, parse_event};
 pub use ingest::{Ingest, IngestError, MAX_BODY_BYTES, check, receive};
 pub use refusals::{RefusalLog, SUMMARY_PERIOD as REFUSAL_SUMMARY_PERIOD};
 pub use signature::{SignatureError, verify};
-pub use writer::{POSTGRES_IN_FLIGHT, Writer};
+pub use writer::Writer;

@@ -2,12 +2,15 @@
 //! before its 202; committing them one by one makes every request wait for its
 //! own disk flush. The writer takes whatever arrived while the last commit ran
 //! and commits it in one transaction: the same guarantee, far fewer flushes.
+//! How a group is committed is the backend's to say (`store/group_commit.rs`):
+//! several at once through the store (PostgreSQL), or on a thread of the
+//! writer's own (SQLite).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use crate::store::{Store, StoreError};
+use crate::store::{GroupCommit, GroupCommitter, Store, StoreError, StoreResult};
 
 use crate::domain::{InsertOutcome, NewDelivery};
 
@@ -15,9 +18,6 @@ use crate::domain::{InsertOutcome, NewDelivery};
 const MAX_GROUP: usize = 256;
 /// Requests waiting for the writer at most; beyond that, callers wait to enqueue.
 const QUEUE: usize = 4096;
-/// Groups committing at once on PostgreSQL. One group at a time left its
-/// server mostly idle: each commit is a round trip and a WAL flush.
-pub const POSTGRES_IN_FLIGHT: usize = 4;
 
 type Reply = oneshot::Sender<Result<InsertOutcome, StoreError>>;
 
@@ -29,14 +29,22 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Spawns the writer task; it ends when every `Writer` clone is dropped.
-    /// Up to `in_flight` groups commit at once: one on SQLite (one writer at
-    /// a time anyway), `POSTGRES_IN_FLIGHT` on PostgreSQL, whose commits wait on
-    /// the server and its disk flush and can overlap.
-    pub fn spawn(store: Arc<dyn Store>, in_flight: usize) -> Self {
+    /// Spawns the writer, a task or a thread as the store asks; it ends when
+    /// every `Writer` clone is dropped. Call it within the store's runtime.
+    pub fn spawn(store: Arc<dyn Store>) -> StoreResult<Self> {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(store, rx, in_flight.max(1)));
-        Self { tx, waiting: Arc::new(AtomicUsize::new(0)) }
+        match store.group_commit()? {
+            GroupCommit::Overlapping(in_flight) => {
+                tokio::spawn(run(store, rx, in_flight.max(1)));
+            }
+            GroupCommit::Dedicated(committer) => {
+                std::thread::Builder::new()
+                    .name("webhook-writer".into())
+                    .spawn(move || run_dedicated(committer, rx))
+                    .map_err(|e| StoreError::Unavailable(format!("cannot start the webhook writer: {e}")))?;
+            }
+        }
+        Ok(Self { tx, waiting: Arc::new(AtomicUsize::new(0)) })
     }
 
     /// Requests are waiting for their commit right now (the inbox worker
@@ -78,6 +86,37 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<(NewDelivery, Reply)>
                 drop(slot);
             });
         }
+    }
+}
+
+/// The writer's own thread: group after group while requests keep coming,
+/// without handing anything to another thread; the committer pauses (lets the
+/// process's other writers in) whenever none is waiting.
+fn run_dedicated(mut committer: Box<dyn GroupCommitter>, mut rx: mpsc::Receiver<(NewDelivery, Reply)>) {
+    let mut group = Vec::with_capacity(MAX_GROUP);
+    while let Some(first) = rx.blocking_recv() {
+        group.push(first);
+        loop {
+            while group.len() < MAX_GROUP {
+                match rx.try_recv() {
+                    Ok(next) => group.push(next),
+                    Err(_) => break,
+                }
+            }
+            let (deliveries, replies): (Vec<NewDelivery>, Vec<Reply>) = group.drain(..).unzip();
+            let outcomes = committer.commit(&deliveries);
+            if let Some(Err(e)) = outcomes.iter().find(|o| o.as_ref().is_err_and(StoreError::is_ours)) {
+                tracing::error!(error.message = %e, count = deliveries.len(), "cannot commit webhook deliveries");
+            }
+            for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                let _ = reply.send(outcome);
+            }
+            match rx.try_recv() {
+                Ok(next) => group.push(next),
+                Err(_) => break,
+            }
+        }
+        committer.pause();
     }
 }
 

@@ -14,6 +14,7 @@ mod crash;
 mod demo;
 mod fake_github;
 mod graphql_refused;
+mod group_commit;
 mod inbox;
 mod inbox_rounds;
 mod installations;

@@ -13,7 +13,7 @@ use crate::domain::{
     ClaimedDelivery, DeliveryId, DeliveryRecord, DeliveryState, EventName, InboxStats, InsertOutcome, Lease, LeaseId,
     NewDelivery, Settlement,
 };
-use crate::store::{InboxStore, StoreError, StoreResult};
+use crate::store::{GroupCommit, InboxStore, StoreError, StoreResult};
 
 #[async_trait]
 impl<DB> InboxStore for SqlStore<DB>
@@ -78,6 +78,10 @@ where
             }
         }
         Ok(outcomes)
+    }
+
+    fn group_commit(&self) -> StoreResult<GroupCommit> {
+        DB::group_commit(self)
     }
 
     async fn claim_deliveries(

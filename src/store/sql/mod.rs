@@ -28,6 +28,8 @@ mod users;
 
 use sqlx::{Database, Pool};
 
+use super::{GroupCommit, StoreResult};
+
 /// What one database engine brings to `SqlStore`.
 ///
 /// A generic block also asks, in its `where` clause, that the engine's
@@ -54,6 +56,8 @@ pub trait Backend: Database {
     const SCRIPTS: bool;
     /// sqlx has no trait for this: each engine's result type has its own method.
     fn rows_affected(result: &Self::QueryResult) -> u64;
+    /// How the request path commits its groups (`store/group_commit.rs`).
+    fn group_commit(store: &SqlStore<Self>) -> StoreResult<GroupCommit>;
 }
 
 /// The `Store`, for any `Backend`.

@@ -1,0 +1,158 @@
+//! SQLite's webhook committer (`store/sqlite_group.rs`): a connection and a
+//! thread of its own, so it must store exactly what `insert_deliveries` does,
+//! and write only in the process's write turn, so it must not starve the
+//! store's other writers.
+
+use chrono::{SubsecRound, Utc};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use ghsync::domain::{DeliveryId, EventName, InsertOutcome, Lease, NewDelivery};
+use ghsync::store::{GroupCommit, GroupCommitter, Store};
+use sqlx::Connection;
+
+use crate::helpers::{Backend, TestDb, open_store};
+
+fn delivery(guid: &str, payload: &str, at: chrono::DateTime<Utc>) -> NewDelivery {
+    NewDelivery {
+        id: DeliveryId::parse(guid).unwrap(),
+        event: EventName::parse("star").unwrap(),
+        action: Some("created".into()),
+        payload: payload.into(),
+        received_at: at,
+    }
+}
+
+async fn committer(store: &Arc<dyn Store>) -> Box<dyn GroupCommitter> {
+    match store.group_commit().expect("the committer opens") {
+        GroupCommit::Dedicated(committer) => committer,
+        other => panic!("a SQLite file gets a committer of its own, not {other:?}"),
+    }
+}
+
+/// Runs blocking committer calls off the runtime, as the writer's thread does.
+async fn off_runtime<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.unwrap()
+}
+
+async fn raw_text(db: &TestDb, sql: &str) -> Vec<String> {
+    let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).fetch_all(&mut conn).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_committer_stores_a_group_exactly_as_insert_deliveries_does() {
+    let db = TestDb::create(Backend::Sqlite).await;
+    let store = open_store(&db).await;
+    let at = Utc::now().round_subsecs(6);
+    let (a, b, c) = (
+        "aaaaaaaa-1111-0000-0000-000000000000",
+        "bbbbbbbb-1111-0000-0000-000000000000",
+        "cccccccc-1111-0000-0000-000000000000",
+    );
+    // `b` went in through the store (sqlx) before.
+    store.insert_deliveries(&[delivery(b, r#"{"n":"b"}"#, at)]).await.unwrap();
+
+    let mut committer = committer(&store).await;
+    let group = vec![
+        delivery(a, r#"{"n":"a"}"#, at),
+        delivery(b, r#"{"n":"b2"}"#, at),
+        delivery(a, r#"{"n":"a2"}"#, at),
+        delivery(c, "{\"x\": \"\u{0}\"}", at),
+    ];
+    let outcomes = off_runtime(move || {
+        let outcomes = committer.commit(&group);
+        committer.pause();
+        outcomes
+    })
+    .await;
+    let outcomes: Vec<InsertOutcome> = outcomes.into_iter().map(Result::unwrap).collect();
+    assert_eq!(
+        outcomes,
+        [InsertOutcome::Inserted, InsertOutcome::Duplicate, InsertOutcome::Duplicate, InsertOutcome::Inserted]
+    );
+
+    // The first copy's payload, each GUID once, the earlier delivery untouched.
+    let payloads =
+        raw_text(&db, "SELECT delivery_id || '=' || payload FROM webhook_payloads ORDER BY delivery_id").await;
+    assert_eq!(
+        payloads,
+        [format!(r#"{a}={{"n":"a"}}"#), format!(r#"{b}={{"n":"b"}}"#), format!("{c}={{\"x\": \"\u{0}\"}}")]
+    );
+    // Timestamps in the very text sqlx writes: SQLite compares them as text.
+    let times =
+        raw_text(&db, "SELECT DISTINCT received_at || ' ' || next_attempt_at || ' ' || state FROM webhook_deliveries")
+            .await;
+    assert_eq!(times.len(), 1, "one format for both writers: {times:?}");
+    // And they compare as times: all three are due a moment later, none a moment before.
+    let lease = |now| Lease::new(now, chrono::Duration::minutes(5));
+    let before = at - chrono::Duration::milliseconds(1);
+    assert!(store.claim_deliveries(10, before, &lease(before)).await.unwrap().is_empty());
+    let after = at + chrono::Duration::milliseconds(1);
+    let mut claimed: Vec<String> =
+        store.claim_deliveries(10, after, &lease(after)).await.unwrap().into_iter().map(|d| d.id.to_string()).collect();
+    claimed.sort();
+    assert_eq!(claimed, [a, b, c]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_steady_stream_of_groups_leaves_the_stores_other_writers_their_turn() {
+    let db = TestDb::create(Backend::Sqlite).await;
+    let store = open_store(&db).await;
+    let mut committer = committer(&store).await;
+    // Groups back to back, never pausing: the request path under a flood.
+    let (stop, groups) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)));
+    let flood = {
+        let (stop, groups) = (stop.clone(), groups.clone());
+        tokio::task::spawn_blocking(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let n = groups.fetch_add(1, Ordering::Relaxed);
+                let group: Vec<NewDelivery> =
+                    (0..8).map(|i| delivery(&format!("flood-{n}-{i}"), "{}", Utc::now())).collect();
+                for outcome in committer.commit(&group) {
+                    assert_eq!(outcome.unwrap(), InsertOutcome::Inserted);
+                }
+            }
+            committer.pause();
+        })
+    };
+    let started = groups.load(Ordering::Relaxed);
+    // Another writer (the inbox worker's, the reconciler's) gets in while the flood goes on.
+    let other = tokio::time::timeout(
+        Duration::from_secs(5),
+        store.insert_deliveries(&[delivery("dddddddd-1111-0000-0000-000000000000", "{}", Utc::now())]),
+    )
+    .await;
+    let during = groups.load(Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
+    flood.await.unwrap();
+    assert!(other.is_ok(), "the other writer waited over 5 s behind the committer");
+    assert_eq!(other.unwrap().unwrap(), [InsertOutcome::Inserted]);
+    assert!(during > started, "the committer kept going meanwhile ({started} → {during} groups)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_committer_writes_in_the_write_turn_and_hands_it_back_when_paused() {
+    let db = TestDb::create(Backend::Sqlite).await;
+    let store = open_store(&db).await;
+    let mut committer = committer(&store).await;
+    let guid = |n: u32| format!("eeeeeeee-{n:04}-0000-0000-000000000000");
+    let (mut committer, outcome) = off_runtime(move || {
+        let outcome = committer.commit(&[delivery(&guid(1), "{}", Utc::now())]);
+        (committer, outcome)
+    })
+    .await;
+    assert_eq!(outcome[0].as_ref().unwrap(), &InsertOutcome::Inserted);
+    // Not paused yet: it holds the turn, so the store's writer waits for it
+    // (in our queue, not in SQLite's busy handler)…
+    let other = {
+        let store = store.clone();
+        tokio::spawn(async move { store.insert_deliveries(&[delivery(&guid(2), "{}", Utc::now())]).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!other.is_finished(), "another writer got in while the committer held the turn");
+    // …and gets in as soon as it pauses.
+    off_runtime(move || committer.pause()).await;
+    assert_eq!(other.await.unwrap().unwrap(), [InsertOutcome::Inserted]);
+}
