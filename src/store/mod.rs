@@ -101,10 +101,12 @@ fn refuses_the_data(db: &dyn sqlx::error::DatabaseError) -> bool {
     false
 }
 
-/// Whether a SQLite result code (primary or extended) says the data was
-/// refused: SQLITE_TOOBIG (18), SQLITE_CONSTRAINT (19), SQLITE_MISMATCH (20).
+/// Whether a SQLite result code (extended, or primary) says the data was
+/// refused: SQLITE_TOOBIG (18), SQLITE_MISMATCH (20), or a check, foreign key,
+/// not-null, primary key or unique constraint (the kinds sqlx names). Not any
+/// SQLITE_CONSTRAINT: a trigger's `RAISE` is one too, and says nothing of the data.
 fn sqlite_refuses(code: i32) -> bool {
-    matches!(code & 0xff, 18..=20)
+    matches!(code & 0xff, 18 | 20) || matches!(code, 275 | 787 | 1299 | 1555 | 2067)
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
