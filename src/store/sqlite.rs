@@ -33,12 +33,12 @@ impl Backend for Sqlite {
         result.rows_affected()
     }
     /// A thread of its own with a connection of its own, for a file; through
-    /// the writer pool for an in-memory database, which a second connection
-    /// would not see.
+    /// the writer pool for an in-memory database (`sqlite::memory:`), which a
+    /// second connection would not see.
     fn group_commit(store: &SqliteStore) -> StoreResult<GroupCommit> {
         let options = store.writer.connect_options();
         let path = options.get_filename();
-        if path.as_os_str().is_empty() || path.to_string_lossy().contains(":memory:") {
+        if !path.is_file() {
             return Ok(GroupCommit::Overlapping(1));
         }
         let committer = SqliteGroupCommit::open(path, store.writer.clone(), BUSY_TIMEOUT).map_err(|e| {

@@ -156,3 +156,13 @@ async fn the_committer_writes_in_the_write_turn_and_hands_it_back_when_paused() 
     off_runtime(move || committer.pause()).await;
     assert_eq!(other.await.unwrap().unwrap(), [InsertOutcome::Inserted]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_in_memory_database_commits_through_its_own_pool() {
+    let settings = ghsync::config::DatabaseSettings { url: secrecy::SecretString::from("sqlite::memory:") };
+    let store = ghsync::store::open(&settings).await.expect("an in-memory database opens");
+    // A second connection would open another, empty, database: the pool's one connection commits.
+    assert!(matches!(store.group_commit().unwrap(), GroupCommit::Overlapping(1)));
+    let stored = store.insert_deliveries(&[delivery("ffffffff-1111-0000-0000-000000000000", "{}", Utc::now())]).await;
+    assert_eq!(stored.unwrap(), [InsertOutcome::Inserted]);
+}
