@@ -30,7 +30,8 @@ const TURN: Duration = Duration::from_millis(10);
 
 const INSERT_ROW: &str = "INSERT INTO webhook_deliveries (delivery_id, event, action, state, attempts, received_at, \
      next_attempt_at) VALUES (?1, ?2, ?3, 'pending', 0, ?4, ?4) ON CONFLICT (delivery_id) DO NOTHING";
-const INSERT_PAYLOAD: &str = "INSERT INTO webhook_payloads (delivery_id, payload) VALUES (?1, ?2)";
+/// The payload lz4-compressed (the claim unpacks it): a page where the JSON took three.
+const INSERT_PAYLOAD: &str = "INSERT INTO webhook_payloads (delivery_id, payload, packed) VALUES (?1, '', ?2)";
 /// A row whose payload the database refused goes too: a delivery is stored whole or not at all.
 const UNDO_ROW: &str = "DELETE FROM webhook_deliveries WHERE delivery_id = ?1";
 
@@ -75,7 +76,9 @@ impl SqliteGroupCommit {
                 let at = sqlx_text(d.received_at);
                 let outcome = match row.execute(params![d.id.as_str(), d.event.as_str(), d.action.as_deref(), at]) {
                     Ok(0) => Ok(InsertOutcome::Duplicate),
-                    Ok(_) => match payload.execute(params![d.id.as_str(), d.payload.as_str()]) {
+                    Ok(_) => match payload
+                        .execute(params![d.id.as_str(), lz4_flex::compress_prepend_size(d.payload.as_bytes())])
+                    {
                         Ok(_) => Ok(InsertOutcome::Inserted),
                         Err(e) if refused(&e) => {
                             tx.prepare_cached(UNDO_ROW)?.execute(params![d.id.as_str()])?;

@@ -34,6 +34,7 @@ where
     for<'q> DateTime<Utc>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> Json<serde_json::Value>: Decode<'q, DB> + Type<DB>,
     for<'q> Json<&'q serde_json::Value>: Encode<'q, DB> + Type<DB>,
+    for<'q> Vec<u8>: Decode<'q, DB> + Type<DB>,
 {
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
@@ -111,7 +112,7 @@ where
         // Payloads are written once and never change, so they are read after the claim, from
         // a reader: the writer is not held for them.
         let mut select =
-            QueryBuilder::<DB>::new("SELECT delivery_id, payload FROM webhook_payloads WHERE delivery_id IN (");
+            QueryBuilder::<DB>::new("SELECT delivery_id, payload, packed FROM webhook_payloads WHERE delivery_id IN (");
         let mut ids = select.separated(", ");
         for row in &rows {
             ids.push_bind(row.try_get::<String, _>("delivery_id")?);
@@ -119,7 +120,11 @@ where
         select.push(")");
         let mut payloads: HashMap<String, String> = HashMap::with_capacity(rows.len());
         for row in select.build().fetch_all(&self.pool).await? {
-            payloads.insert(row.try_get("delivery_id")?, row.try_get("payload")?);
+            let payload = match row.try_get::<Option<Vec<u8>>, _>("packed")? {
+                Some(packed) => unpack(&packed)?,
+                None => row.try_get("payload")?,
+            };
+            payloads.insert(row.try_get("delivery_id")?, payload);
         }
         rows.iter()
             .map(|row| {
@@ -302,4 +307,10 @@ where
         .await?;
         Ok(())
     }
+}
+
+/// A payload the SQLite committer stored lz4-compressed (`store/sqlite_group.rs`).
+fn unpack(packed: &[u8]) -> StoreResult<String> {
+    let bytes = lz4_flex::decompress_size_prepended(packed).map_err(|e| corrupt("packed payload", e))?;
+    String::from_utf8(bytes).map_err(|e| corrupt("packed payload", e))
 }
