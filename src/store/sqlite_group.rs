@@ -21,6 +21,7 @@ use sqlx::{Sqlite, SqlitePool};
 use tokio::runtime::Handle;
 
 use super::group_commit::GroupCommitter;
+use super::sql::packed::pack;
 use super::{StoreError, StoreResult, sqlite_refuses};
 use crate::domain::{InsertOutcome, NewDelivery};
 
@@ -30,7 +31,7 @@ const TURN: Duration = Duration::from_millis(10);
 
 const INSERT_ROW: &str = "INSERT INTO webhook_deliveries (delivery_id, event, action, state, attempts, received_at, \
      next_attempt_at) VALUES (?1, ?2, ?3, 'pending', 0, ?4, ?4) ON CONFLICT (delivery_id) DO NOTHING";
-/// The payload lz4-compressed (the claim unpacks it): a page where the JSON took three.
+/// The payload packed (`sql/packed.rs`).
 const INSERT_PAYLOAD: &str = "INSERT INTO webhook_payloads (delivery_id, payload, packed) VALUES (?1, '', ?2)";
 /// A row whose payload the database refused goes too: a delivery is stored whole or not at all.
 const UNDO_ROW: &str = "DELETE FROM webhook_deliveries WHERE delivery_id = ?1";
@@ -76,9 +77,7 @@ impl SqliteGroupCommit {
                 let at = sqlx_text(d.received_at);
                 let outcome = match row.execute(params![d.id.as_str(), d.event.as_str(), d.action.as_deref(), at]) {
                     Ok(0) => Ok(InsertOutcome::Duplicate),
-                    Ok(_) => match payload
-                        .execute(params![d.id.as_str(), lz4_flex::compress_prepend_size(d.payload.as_bytes())])
-                    {
+                    Ok(_) => match payload.execute(params![d.id.as_str(), pack(&d.payload)]) {
                         Ok(_) => Ok(InsertOutcome::Inserted),
                         Err(e) if refused(&e) => {
                             tx.prepare_cached(UNDO_ROW)?.execute(params![d.id.as_str()])?;

@@ -1,7 +1,9 @@
-//! SQLite's webhook committer (`store/sqlite_group.rs`): a connection and a
-//! thread of its own, so it must store exactly what `insert_deliveries` does,
-//! and write only in the process's write turn, so it must not starve the
-//! store's other writers.
+//! The request path's storage. SQLite's webhook committer
+//! (`store/sqlite_group.rs`) has a connection and a thread of its own, so it
+//! must store exactly what `insert_deliveries` does, and write only in the
+//! process's write turn, so it must not starve the store's other writers.
+//! Payloads are stored packed (`store/sql/packed.rs`); those stored as text
+//! before are still read.
 
 use chrono::{SubsecRound, Utc};
 use std::sync::Arc;
@@ -73,13 +75,13 @@ async fn the_committer_stores_a_group_exactly_as_insert_deliveries_does() {
         [InsertOutcome::Inserted, InsertOutcome::Duplicate, InsertOutcome::Duplicate, InsertOutcome::Inserted]
     );
 
-    // Each GUID once: the committer's two packed (lz4), the earlier delivery as sqlx wrote it.
+    // Each GUID once, packed by either writer (`sql/packed.rs`).
     let stored = raw_text(
         &db,
         "SELECT delivery_id || ' ' || (packed IS NOT NULL) || ' ' || length(payload) FROM webhook_payloads ORDER BY delivery_id",
     )
     .await;
-    assert_eq!(stored, [format!("{a} 1 0"), format!("{b} 0 9"), format!("{c} 1 0")]);
+    assert_eq!(stored, [format!("{a} 1 0"), format!("{b} 1 0"), format!("{c} 1 0")]);
     // Timestamps in the very text sqlx writes: SQLite compares them as text.
     let times =
         raw_text(&db, "SELECT DISTINCT received_at || ' ' || next_attempt_at || ' ' || state FROM webhook_deliveries")
@@ -172,4 +174,41 @@ async fn an_in_memory_database_commits_through_its_own_pool() {
     assert!(matches!(store.group_commit().unwrap(), GroupCommit::Overlapping(1)));
     let stored = store.insert_deliveries(&[delivery("ffffffff-1111-0000-0000-000000000000", "{}", Utc::now())]).await;
     assert_eq!(stored.unwrap(), [InsertOutcome::Inserted]);
+}
+
+/// Writes a delivery as the store did before payloads were packed: text in `payload`.
+async fn insert_as_text(db: &TestDb, guid: &str, payload: &str, at: chrono::DateTime<Utc>) {
+    const ROW: &str = "INSERT INTO webhook_deliveries (delivery_id, event, action, state, attempts, received_at, \
+         next_attempt_at) VALUES ($1, 'star', 'created', 'pending', 0, $2, $2)";
+    const PAYLOAD: &str = "INSERT INTO webhook_payloads (delivery_id, payload) VALUES ($1, $2)";
+    if db.url.starts_with("sqlite:") {
+        let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+        sqlx::query(ROW).bind(guid).bind(at).execute(&mut conn).await.unwrap();
+        sqlx::query(PAYLOAD).bind(guid).bind(payload).execute(&mut conn).await.unwrap();
+    } else {
+        let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        sqlx::query(ROW).bind(guid).bind(at).execute(&mut conn).await.unwrap();
+        sqlx::query(PAYLOAD).bind(guid).bind(payload).execute(&mut conn).await.unwrap();
+    }
+}
+
+crate::both_backends! {
+    async fn a_payload_stored_as_text_before_packing_is_claimed_as_it_was(backend: Backend) {
+        let db = TestDb::create(backend).await;
+        let store = open_store(&db).await;
+        let at = Utc::now().round_subsecs(3);
+        let (old, new) = ("abababab-1111-0000-0000-000000000000", "cdcdcdcd-1111-0000-0000-000000000000");
+        insert_as_text(&db, old, r#"{"stored":"as text"}"#, at).await;
+        store.insert_deliveries(&[delivery(new, r#"{"stored":"packed"}"#, at)]).await.unwrap();
+        let now = at + chrono::Duration::seconds(1);
+        let mut claimed: Vec<(String, String)> = store
+            .claim_deliveries(10, now, &Lease::new(now, chrono::Duration::minutes(5)))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| (d.id.to_string(), d.payload))
+            .collect();
+        claimed.sort();
+        assert_eq!(claimed, [(old.to_owned(), r#"{"stored":"as text"}"#.to_owned()), (new.to_owned(), r#"{"stored":"packed"}"#.to_owned())]);
+    }
 }

@@ -34,7 +34,7 @@ where
     for<'q> DateTime<Utc>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> Json<serde_json::Value>: Decode<'q, DB> + Type<DB>,
     for<'q> Json<&'q serde_json::Value>: Encode<'q, DB> + Type<DB>,
-    for<'q> Vec<u8>: Decode<'q, DB> + Type<DB>,
+    for<'q> Vec<u8>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
 {
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
@@ -121,7 +121,7 @@ where
         let mut payloads: HashMap<String, String> = HashMap::with_capacity(rows.len());
         for row in select.build().fetch_all(&self.pool).await? {
             let payload = match row.try_get::<Option<Vec<u8>>, _>("packed")? {
-                Some(packed) => unpack(&packed)?,
+                Some(packed) => super::packed::unpack(&packed)?,
                 None => row.try_get("payload")?,
             };
             payloads.insert(row.try_get("delivery_id")?, payload);
@@ -307,10 +307,4 @@ where
         .await?;
         Ok(())
     }
-}
-
-/// A payload the SQLite committer stored lz4-compressed (`store/sqlite_group.rs`).
-fn unpack(packed: &[u8]) -> StoreResult<String> {
-    let bytes = lz4_flex::decompress_size_prepended(packed).map_err(|e| corrupt("packed payload", e))?;
-    String::from_utf8(bytes).map_err(|e| corrupt("packed payload", e))
 }

@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, QueryBuilder, Row as _, Type};
 
+use super::packed::pack;
 use super::{Backend, SqlStore};
 use crate::domain::{LeaseId, NewDelivery, Settlement};
 use crate::store::StoreResult;
@@ -23,6 +24,7 @@ where
     for<'q> String: Decode<'q, DB> + Type<DB>,
     for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
     for<'q> Option<DateTime<Utc>>: Encode<'q, DB>,
+    for<'q> Vec<u8>: Encode<'q, DB> + Type<DB>,
 {
     /// A group of new deliveries, their rows and their payloads, in one
     /// transaction sent at once: on SQLite a script from `BEGIN` to `COMMIT`;
@@ -48,17 +50,17 @@ where
         });
         q.push(" ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id");
         if DB::SCRIPTS {
-            q.push("; INSERT INTO webhook_payloads (delivery_id, payload) ");
+            q.push("; INSERT INTO webhook_payloads (delivery_id, payload, packed) ");
             q.push_values(group, |mut row, d| {
-                row.push_bind(d.id.as_str()).push_bind(d.payload.as_str());
+                row.push_bind(d.id.as_str()).push("''").push_bind(pack(&d.payload));
             });
             q.push(" ON CONFLICT (delivery_id) DO NOTHING; COMMIT");
         } else {
-            q.push("), payloads AS (INSERT INTO webhook_payloads (delivery_id, payload) SELECT v.id, v.payload FROM (");
+            q.push("), payloads AS (INSERT INTO webhook_payloads (delivery_id, payload, packed) SELECT v.id, '', v.packed FROM (");
             q.push_values(group, |mut row, d| {
-                row.push_bind(d.id.as_str()).push_bind(d.payload.as_str());
+                row.push_bind(d.id.as_str()).push_bind(pack(&d.payload));
             });
-            q.push(") AS v (id, payload) WHERE v.id IN (SELECT delivery_id FROM fresh)) SELECT delivery_id FROM fresh");
+            q.push(") AS v (id, packed) WHERE v.id IN (SELECT delivery_id FROM fresh)) SELECT delivery_id FROM fresh");
         }
         q
     }

@@ -18,6 +18,7 @@ mod inbox;
 mod inbox_batches;
 mod installations;
 mod outcomes;
+pub(super) mod packed;
 mod rate_limits;
 mod register;
 mod relisting;
