@@ -38,6 +38,15 @@ async fn off_runtime<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) 
     tokio::task::spawn_blocking(f).await.unwrap()
 }
 
+/// Claims what is due at `now`: (GUID, payload) pairs, by GUID.
+async fn claim_payloads(store: &Arc<dyn Store>, now: chrono::DateTime<Utc>) -> Vec<(String, String)> {
+    let lease = Lease::new(now, chrono::Duration::minutes(5));
+    let claimed = store.claim_deliveries(10, now, &lease).await.unwrap();
+    let mut pairs: Vec<(String, String)> = claimed.into_iter().map(|d| (d.id.to_string(), d.payload)).collect();
+    pairs.sort();
+    pairs
+}
+
 async fn raw_text(db: &TestDb, sql: &str) -> Vec<String> {
     let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
     sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).fetch_all(&mut conn).await.unwrap()
@@ -88,18 +97,8 @@ async fn the_committer_stores_a_group_exactly_as_insert_deliveries_does() {
             .await;
     assert_eq!(times.len(), 1, "one format for both writers: {times:?}");
     // And they compare as times: all three are due a moment later, none a moment before.
-    let lease = |now| Lease::new(now, chrono::Duration::minutes(5));
-    let before = at - chrono::Duration::milliseconds(1);
-    assert!(store.claim_deliveries(10, before, &lease(before)).await.unwrap().is_empty());
-    let after = at + chrono::Duration::milliseconds(1);
-    let mut claimed: Vec<(String, String)> = store
-        .claim_deliveries(10, after, &lease(after))
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|d| (d.id.to_string(), d.payload))
-        .collect();
-    claimed.sort();
+    assert!(claim_payloads(&store, at - chrono::Duration::milliseconds(1)).await.is_empty());
+    let claimed = claim_payloads(&store, at + chrono::Duration::milliseconds(1)).await;
     // Each claim carries the first copy's payload, exactly as it came, packed or not.
     let expected = [(a, r#"{"n":"a"}"#), (b, r#"{"n":"b"}"#), (c, "{\"x\": \"\u{0}\"}")];
     assert_eq!(claimed, expected.map(|(id, p)| (id.to_owned(), p.to_owned())));
@@ -201,14 +200,6 @@ crate::both_backends! {
         insert_as_text(&db, old, r#"{"stored":"as text"}"#, at).await;
         store.insert_deliveries(&[delivery(new, r#"{"stored":"packed"}"#, at)]).await.unwrap();
         let now = at + chrono::Duration::seconds(1);
-        let mut claimed: Vec<(String, String)> = store
-            .claim_deliveries(10, now, &Lease::new(now, chrono::Duration::minutes(5)))
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|d| (d.id.to_string(), d.payload))
-            .collect();
-        claimed.sort();
-        assert_eq!(claimed, [(old.to_owned(), r#"{"stored":"as text"}"#.to_owned()), (new.to_owned(), r#"{"stored":"packed"}"#.to_owned())]);
+        assert_eq!(claim_payloads(&store, now).await, [(old.to_owned(), r#"{"stored":"as text"}"#.to_owned()), (new.to_owned(), r#"{"stored":"packed"}"#.to_owned())]);
     }
 }
