@@ -103,6 +103,9 @@ fn run_dedicated(mut committer: Box<dyn GroupCommitter>, mut rx: mpsc::Receiver<
                     Err(_) => break,
                 }
             }
+            if group.is_empty() {
+                break;
+            }
             let (deliveries, replies): (Vec<NewDelivery>, Vec<Reply>) = group.drain(..).unzip();
             let outcomes = committer.commit(&deliveries);
             if let Some(Err(e)) = outcomes.iter().find(|o| o.as_ref().is_err_and(StoreError::is_ours)) {
@@ -110,10 +113,6 @@ fn run_dedicated(mut committer: Box<dyn GroupCommitter>, mut rx: mpsc::Receiver<
             }
             for (reply, outcome) in replies.into_iter().zip(outcomes) {
                 let _ = reply.send(outcome);
-            }
-            match rx.try_recv() {
-                Ok(next) => group.push(next),
-                Err(_) => break,
             }
         }
         committer.pause();
