@@ -4,11 +4,13 @@
 
 use std::time::Duration;
 
-use sqlx::Postgres;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgQueryResult};
+use sqlx::{Postgres, QueryBuilder};
 
+use super::sql::packed::pack;
 use super::sql::{Backend, SqlStore};
 use super::{GroupCommit, StoreResult};
+use crate::domain::NewDelivery;
 
 /// A transaction left idle this long is ended by the server (see `connect`).
 const IDLE_IN_TRANSACTION: &str = "10s";
@@ -33,6 +35,30 @@ impl Backend for Postgres {
     }
     fn group_commit(_: &PgStore) -> StoreResult<GroupCommit> {
         Ok(GroupCommit::Overlapping(IN_FLIGHT))
+    }
+    /// One statement, its own transaction: the group goes in as one array per
+    /// column, so the statement's text is the same whatever the group's size
+    /// (prepared once per connection, planned once), and its payloads follow
+    /// only the rows that went in.
+    fn group_insert(group: &[&NewDelivery]) -> QueryBuilder<Postgres> {
+        let mut q = QueryBuilder::new("WITH v AS (SELECT * FROM unnest(");
+        let mut columns = q.separated(", ");
+        columns.push_bind(group.iter().map(|d| d.id.as_str()).collect::<Vec<_>>());
+        columns.push_bind(group.iter().map(|d| d.event.as_str()).collect::<Vec<_>>());
+        columns.push_bind(group.iter().map(|d| d.action.as_deref()).collect::<Vec<_>>());
+        columns.push_bind(group.iter().map(|d| d.received_at).collect::<Vec<_>>());
+        columns.push_bind(group.iter().map(|d| pack(&d.payload)).collect::<Vec<_>>());
+        q.push(
+            ") AS v (id, event, action, at, packed)), \
+             fresh AS (INSERT INTO webhook_deliveries \
+             (delivery_id, event, action, state, attempts, received_at, next_attempt_at) \
+             SELECT id, event, action, 'pending', 0, at, at FROM v \
+             ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id), \
+             payloads AS (INSERT INTO webhook_payloads (delivery_id, payload, packed) \
+             SELECT v.id, '', v.packed FROM v WHERE v.id IN (SELECT delivery_id FROM fresh)) \
+             SELECT delivery_id FROM fresh",
+        );
+        q
     }
 }
 

@@ -7,12 +7,14 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::Sqlite;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult, SqliteSynchronous};
+use sqlx::{QueryBuilder, Sqlite};
 
+use super::sql::packed::pack;
 use super::sql::{Backend, SqlStore};
 use super::sqlite_group::SqliteGroupCommit;
 use super::{GroupCommit, StoreError, StoreResult};
+use crate::domain::NewDelivery;
 
 /// Waiting for the write lock beats failing: writes are short.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -45,6 +47,27 @@ impl Backend for Sqlite {
             StoreError::Unavailable(format!("cannot open {} for the webhook writer: {e}", path.display()))
         })?;
         Ok(GroupCommit::Dedicated(Box::new(committer)))
+    }
+    /// A script from `BEGIN` to `COMMIT`: one round trip to sqlx's thread.
+    fn group_insert(group: &[&NewDelivery]) -> QueryBuilder<Sqlite> {
+        let mut q = QueryBuilder::new(format!("{}; INSERT INTO webhook_deliveries ", Self::BEGIN_WRITE));
+        q.push("(delivery_id, event, action, state, attempts, received_at, next_attempt_at) ");
+        q.push_values(group, |mut row, d| {
+            row.push_bind(d.id.as_str())
+                .push_bind(d.event.as_str())
+                .push_bind(d.action.as_deref())
+                .push("'pending'")
+                .push("0")
+                .push_bind(d.received_at)
+                .push_bind(d.received_at);
+        });
+        q.push(" ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id");
+        q.push("; INSERT INTO webhook_payloads (delivery_id, payload, packed) ");
+        q.push_values(group, |mut row, d| {
+            row.push_bind(d.id.as_str()).push("''").push_bind(pack(&d.payload));
+        });
+        q.push(" ON CONFLICT (delivery_id) DO NOTHING; COMMIT");
+        q
     }
 }
 

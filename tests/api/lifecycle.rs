@@ -57,6 +57,9 @@ mod retention {
 
             assert_eq!(pruned, 1);
             assert!(store.delivery(&delivery(1).id).await.unwrap().is_none());
+            // Its payload with it (PostgreSQL has no foreign key to cascade: the prune does it).
+            assert_eq!(db.count("SELECT COUNT(*) FROM webhook_payloads WHERE delivery_id = 'guid-1'").await, 0);
+            assert_eq!(db.count("SELECT COUNT(*) FROM webhook_payloads").await, 3);
             for kept in [2, 3, 4] {
                 assert!(store.delivery(&delivery(kept).id).await.unwrap().is_some(), "guid-{kept} must stay");
             }

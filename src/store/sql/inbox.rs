@@ -15,6 +15,9 @@ use crate::domain::{
 };
 use crate::store::{GroupCommit, InboxStore, StoreError, StoreResult};
 
+/// GUIDs bound in one statement at most (SQLite takes 32,766 binds, PostgreSQL 65,535).
+const PRUNE_CHUNK: usize = 1000;
+
 #[async_trait]
 impl<DB> InboxStore for SqlStore<DB>
 where
@@ -45,7 +48,7 @@ where
         if deliveries.is_empty() {
             return Ok(Vec::new());
         }
-        // The whole group goes to the database in one round trip (see `group_insert`): a round
+        // The whole group goes to the database in one round trip (see `Backend::group_insert`): a round
         // trip per statement, to sqlx's SQLite thread or to the PostgreSQL server, was most of
         // the request path's time. Rows go in by ascending GUID (one lock order for every
         // replica); a GUID twice in a group goes in once, and RETURNING names exactly the rows
@@ -54,7 +57,7 @@ where
         order.sort_by(|&a, &b| deliveries[a].id.as_str().cmp(deliveries[b].id.as_str()));
         let mut group: Vec<&NewDelivery> = order.iter().map(|&i| &deliveries[i]).collect();
         group.dedup_by(|later, first| later.id == first.id);
-        let mut insert = Self::group_insert(&group);
+        let mut insert = DB::group_insert(&group);
         let mut conn = self.writer.acquire().await?;
         let returned = match insert.build().fetch_all(&mut *conn).await {
             Ok(rows) => rows,
@@ -255,15 +258,28 @@ where
     }
 
     async fn prune_deliveries(&self, before: DateTime<Utc>, limit: i64) -> StoreResult<u64> {
-        let done = sqlx::query(
+        // The payloads go with their rows, in the same transaction (on PostgreSQL no foreign
+        // key cascades: see its migration `payloads_without_foreign_key`).
+        let mut tx = self.writer.begin_with(DB::BEGIN_WRITE).await?;
+        let gone: Vec<String> = sqlx::query_scalar(
             "DELETE FROM webhook_deliveries WHERE delivery_id IN (SELECT delivery_id FROM webhook_deliveries \
-             WHERE state IN ('done', 'ignored') AND completed_at < $1 LIMIT $2)",
+             WHERE state IN ('done', 'ignored') AND completed_at < $1 LIMIT $2) RETURNING delivery_id",
         )
         .bind(before)
         .bind(limit)
-        .execute(&self.writer)
+        .fetch_all(&mut *tx)
         .await?;
-        Ok(DB::rows_affected(&done))
+        for chunk in gone.chunks(PRUNE_CHUNK) {
+            let mut payloads = QueryBuilder::<DB>::new("DELETE FROM webhook_payloads WHERE delivery_id IN (");
+            let mut ids = payloads.separated(", ");
+            for id in chunk {
+                ids.push_bind(id.as_str());
+            }
+            payloads.push(")");
+            payloads.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(gone.len() as u64)
     }
 
     async fn book_redelivery(

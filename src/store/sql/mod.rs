@@ -27,9 +27,10 @@ mod runs;
 mod sync;
 mod users;
 
-use sqlx::{Database, Pool};
+use sqlx::{Database, Pool, QueryBuilder};
 
 use super::{GroupCommit, StoreResult};
+use crate::domain::NewDelivery;
 
 /// What one database engine brings to `SqlStore`.
 ///
@@ -59,6 +60,10 @@ pub trait Backend: Database {
     fn rows_affected(result: &Self::QueryResult) -> u64;
     /// How the request path commits its groups (`store/group_commit.rs`).
     fn group_commit(store: &SqlStore<Self>) -> StoreResult<GroupCommit>;
+    /// A group of new deliveries (distinct GUIDs, ascending), their rows and
+    /// packed payloads, as one call to the database. The query returns the
+    /// GUIDs inserted; a GUID already stored is skipped, its payload unwritten.
+    fn group_insert(group: &[&NewDelivery]) -> QueryBuilder<Self>;
 }
 
 /// The `Store`, for any `Backend`.
