@@ -48,7 +48,8 @@ impl Backend for Sqlite {
         })?;
         Ok(GroupCommit::Dedicated(Box::new(committer)))
     }
-    /// A script from `BEGIN` to `COMMIT`: one round trip to sqlx's thread.
+    /// A script from `BEGIN` to `COMMIT`: one round trip to sqlx's thread. Only an
+    /// in-memory database takes this path; a file's groups go to its committer.
     fn group_insert(group: &[&NewDelivery]) -> QueryBuilder<Sqlite> {
         let mut q = QueryBuilder::new(format!("{}; INSERT INTO webhook_deliveries ", Self::BEGIN_WRITE));
         q.push("(delivery_id, event, action, state, attempts, received_at, next_attempt_at) ");
