@@ -14,6 +14,9 @@ pub struct NewDelivery {
     pub action: Option<String>,
     /// The raw body, exactly as signed.
     pub payload: String,
+    /// The body cut down to the fields the inbox worker reads (`webhook::read_body`);
+    /// `None` when the worker must read the body itself.
+    pub digest: Option<String>,
     pub received_at: DateTime<Utc>,
 }
 
@@ -27,6 +30,8 @@ pub enum InsertOutcome {
 pub struct ClaimedDelivery {
     pub id: DeliveryId,
     pub event: EventName,
+    /// What the worker parses: the digest stored with the delivery, or the
+    /// body for one stored without (before digests, or a body of odd shape).
     pub payload: String,
     /// Attempts including this one.
     pub attempts: i32,

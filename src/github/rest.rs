@@ -4,7 +4,7 @@ use backon::{ExponentialBuilder, Retryable};
 use chrono::Utc;
 use futures_util::{StreamExt, TryStreamExt, stream};
 use http::Method;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 use super::client::last_page;
@@ -43,15 +43,20 @@ struct InstallationWire {
 }
 
 /// A GitHub account as payloads and lists carry it (a simple-user, or an enterprise).
-#[derive(Deserialize)]
+/// Serialized in a webhook's digest (`webhook::event`), absent fields stay absent.
+#[derive(Deserialize, Serialize)]
 pub struct AccountWire {
     pub id: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub login: Option<String>,
     /// Enterprise accounts have a slug instead of a login.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub slug: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub node_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub avatar_url: Option<String>,
-    #[serde(rename = "type")]
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
 }
 

@@ -51,11 +51,12 @@ impl Backend for Postgres {
         columns.push_bind(group.iter().map(|d| d.action.as_deref()).collect::<Vec<_>>());
         columns.push_bind(group.iter().map(|d| d.received_at).collect::<Vec<_>>());
         columns.push_bind(group.iter().map(|d| pack(&d.payload)).collect::<Vec<_>>());
+        columns.push_bind(group.iter().map(|d| d.digest.as_deref()).collect::<Vec<_>>());
         q.push(
-            ") AS v (id, event, action, at, packed)), \
+            ") AS v (id, event, action, at, packed, digest)), \
              fresh AS (INSERT INTO webhook_deliveries \
-             (delivery_id, event, action, state, attempts, received_at, next_attempt_at) \
-             SELECT id, event, action, 'pending', 0, at, at FROM v \
+             (delivery_id, event, action, state, attempts, received_at, next_attempt_at, digest) \
+             SELECT id, event, action, 'pending', 0, at, at, digest FROM v \
              ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id), \
              payloads AS (INSERT INTO webhook_payloads (delivery_id, payload, packed) \
              SELECT v.id, '', v.packed FROM v WHERE v.id IN (SELECT delivery_id FROM fresh)) \

@@ -52,7 +52,7 @@ impl Backend for Sqlite {
     /// in-memory database takes this path; a file's groups go to its committer.
     fn group_insert(group: &[&NewDelivery]) -> QueryBuilder<Sqlite> {
         let mut q = QueryBuilder::new(format!("{}; INSERT INTO webhook_deliveries ", Self::BEGIN_WRITE));
-        q.push("(delivery_id, event, action, state, attempts, received_at, next_attempt_at) ");
+        q.push("(delivery_id, event, action, state, attempts, received_at, next_attempt_at, digest) ");
         q.push_values(group, |mut row, d| {
             row.push_bind(d.id.as_str())
                 .push_bind(d.event.as_str())
@@ -60,7 +60,8 @@ impl Backend for Sqlite {
                 .push("'pending'")
                 .push("0")
                 .push_bind(d.received_at)
-                .push_bind(d.received_at);
+                .push_bind(d.received_at)
+                .push_bind(d.digest.as_deref());
         });
         q.push(" ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id");
         q.push("; INSERT INTO webhook_payloads (delivery_id, payload, packed) ");

@@ -30,7 +30,7 @@ use crate::domain::{InsertOutcome, NewDelivery};
 const TURN: Duration = Duration::from_millis(10);
 
 const INSERT_ROW: &str = "INSERT INTO webhook_deliveries (delivery_id, event, action, state, attempts, received_at, \
-     next_attempt_at) VALUES (?1, ?2, ?3, 'pending', 0, ?4, ?4) ON CONFLICT (delivery_id) DO NOTHING";
+     next_attempt_at, digest) VALUES (?1, ?2, ?3, 'pending', 0, ?4, ?4, ?5) ON CONFLICT (delivery_id) DO NOTHING";
 /// The payload packed (`sql/packed.rs`).
 const INSERT_PAYLOAD: &str = "INSERT INTO webhook_payloads (delivery_id, payload, packed) VALUES (?1, '', ?2)";
 /// A row whose payload the database refused goes too: a delivery is stored whole or not at all.
@@ -75,7 +75,13 @@ impl SqliteGroupCommit {
             let (mut row, mut payload) = (tx.prepare_cached(INSERT_ROW)?, tx.prepare_cached(INSERT_PAYLOAD)?);
             for d in group {
                 let at = sqlx_text(d.received_at);
-                let outcome = match row.execute(params![d.id.as_str(), d.event.as_str(), d.action.as_deref(), at]) {
+                let outcome = match row.execute(params![
+                    d.id.as_str(),
+                    d.event.as_str(),
+                    d.action.as_deref(),
+                    at,
+                    d.digest.as_deref()
+                ]) {
                     Ok(0) => Ok(InsertOutcome::Duplicate),
                     Ok(_) => match payload.execute(params![d.id.as_str(), pack(&d.payload)]) {
                         Ok(_) => Ok(InsertOutcome::Inserted),

@@ -14,6 +14,7 @@ use tokio::sync::Notify;
 use tracing::Instrument;
 
 use super::body::{BodyGate, Held};
+use super::event::read_body;
 use super::refusals::RefusalLog;
 use super::signature::{SignatureError, verify};
 use super::writer::Writer;
@@ -113,24 +114,14 @@ pub async fn check(
         .map_err(|e| IngestError::BadRequest(e.to_string()))?;
     let id = DeliveryId::parse(header(req, "x-github-delivery").unwrap_or(""))
         .map_err(|e| IngestError::BadRequest(e.to_string()))?;
-    #[derive(serde::Deserialize)]
-    struct Top {
-        action: Option<serde_json::Value>,
-    }
     // serde would read a struct from an array too (`["x"]`): only an object is an event.
     if body.trim_ascii_start().first() != Some(&b'{') {
         return Err(IngestError::BadRequest("body is not a JSON object".into()));
     }
-    let top: Top =
-        serde_json::from_slice(&body).map_err(|e| IngestError::BadRequest(format!("body is not valid JSON: {e}")))?;
+    let read = read_body(&body).map_err(|e| IngestError::BadRequest(format!("body is not valid JSON: {e}")))?;
     let payload = String::from_utf8(body).map_err(|_| IngestError::BadRequest("body is not UTF-8".into()))?;
-    let delivery = NewDelivery {
-        id,
-        event,
-        action: top.action.and_then(|a| a.as_str().map(str::to_owned)),
-        payload,
-        received_at: Utc::now(),
-    };
+    let delivery =
+        NewDelivery { id, event, action: read.action, payload, digest: read.digest, received_at: Utc::now() };
     Ok((delivery, held))
 }
 

@@ -22,6 +22,7 @@ fn delivery(guid: &str, payload: &str, at: chrono::DateTime<Utc>) -> NewDelivery
         event: EventName::parse("star").unwrap(),
         action: Some("created".into()),
         payload: payload.into(),
+        digest: None,
         received_at: at,
     }
 }
@@ -67,7 +68,7 @@ async fn the_committer_stores_a_group_exactly_as_insert_deliveries_does() {
 
     let mut committer = committer(&store).await;
     let group = vec![
-        delivery(a, r#"{"n":"a"}"#, at),
+        NewDelivery { digest: Some(r#"{"digest":"a"}"#.into()), ..delivery(a, r#"{"n":"a"}"#, at) },
         delivery(b, r#"{"n":"b2"}"#, at),
         delivery(a, r#"{"n":"a2"}"#, at),
         delivery(c, "{\"x\": \"\u{0}\"}", at),
@@ -99,8 +100,8 @@ async fn the_committer_stores_a_group_exactly_as_insert_deliveries_does() {
     // And they compare as times: all three are due a moment later, none a moment before.
     assert!(claim_payloads(&store, at - chrono::Duration::milliseconds(1)).await.is_empty());
     let claimed = claim_payloads(&store, at + chrono::Duration::milliseconds(1)).await;
-    // Each claim carries the first copy's payload, exactly as it came, packed or not.
-    let expected = [(a, r#"{"n":"a"}"#), (b, r#"{"n":"b"}"#), (c, "{\"x\": \"\u{0}\"}")];
+    // Each claim carries the first copy's digest, or else its payload exactly as it came, packed or not.
+    let expected = [(a, r#"{"digest":"a"}"#), (b, r#"{"n":"b"}"#), (c, "{\"x\": \"\u{0}\"}")];
     assert_eq!(claimed, expected.map(|(id, p)| (id.to_owned(), p.to_owned())));
 }
 

@@ -39,6 +39,7 @@ mod retention {
             event: EventName::parse("star").unwrap(),
             action: Some("created".into()),
             payload: "{}".into(),
+            digest: None,
             received_at: Utc::now(),
         }
     }

@@ -99,6 +99,7 @@ both_backends! {
             event: EventName::parse("push").unwrap(),
             action: Some("created\u{0}".into()),
             payload: "{}".into(),
+            digest: None,
             received_at: t0(),
         };
         let outcome = store.insert_deliveries(std::slice::from_ref(&delivery)).await;
@@ -115,11 +116,13 @@ both_backends! {
     async fn a_group_inserts_each_guid_once_and_every_claim_carries_its_own_payload(backend: Backend) {
         let (_db, store) = store_for(backend).await;
         let t0 = t0();
+        // c is stored with a digest, which its claim carries instead of the payload; a and b without.
         let delivery = |guid: &str, payload: &str| NewDelivery {
             id: DeliveryId::parse(guid).unwrap(),
             event: EventName::parse("push").unwrap(),
             action: None,
             payload: payload.into(),
+            digest: guid.starts_with('c').then(|| r#"{"digest":"c"}"#.into()),
             received_at: t0,
         };
         let (a, b, c) = ("aaaaaaaa-0000-0000-0000-000000000000", "bbbbbbbb-0000-0000-0000-000000000000", "cccccccc-0000-0000-0000-000000000000");
@@ -140,9 +143,9 @@ both_backends! {
             .map(|d| (d.id.as_str().to_owned(), d.payload))
             .collect();
         claimed.sort();
-        let expected = [(a, r#"{"n":"a"}"#), (b, r#"{"n":"b"}"#), (c, r#"{"n":"c"}"#)];
+        let expected = [(a, r#"{"n":"a"}"#), (b, r#"{"n":"b"}"#), (c, r#"{"digest":"c"}"#)];
         let expected: Vec<(String, String)> = expected.iter().map(|(g, p)| (g.to_string(), p.to_string())).collect();
-        assert_eq!(claimed, expected, "three deliveries, each with the payload it was first stored with");
+        assert_eq!(claimed, expected, "three deliveries, each with the payload (or digest) it was first stored with");
     }
 
     async fn claimed_deliveries_are_not_claimed_twice(backend: Backend) {
@@ -154,6 +157,7 @@ both_backends! {
                 event: EventName::parse("push").unwrap(),
                 action: None,
                 payload: "{}".into(),
+                digest: None,
                 received_at: t0,
             })
             .collect();
@@ -278,6 +282,7 @@ both_backends! {
             event: EventName::parse("push").unwrap(),
             action: None,
             payload: "{}".into(),
+            digest: None,
             received_at: t0,
         };
         store.insert_deliveries(std::slice::from_ref(&delivery)).await.unwrap();

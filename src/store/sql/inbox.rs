@@ -99,7 +99,7 @@ where
              WHERE delivery_id IN (SELECT delivery_id FROM webhook_deliveries \
                WHERE state = 'pending' AND next_attempt_at <= $1 \
                AND (lease_until IS NULL OR lease_until < $1) \
-               ORDER BY next_attempt_at LIMIT $2{lock}) RETURNING delivery_id, event, attempts",
+               ORDER BY next_attempt_at LIMIT $2{lock}) RETURNING delivery_id, event, attempts, digest",
             lock = DB::LOCK_CLAIMED
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
@@ -112,22 +112,36 @@ where
         if rows.is_empty() {
             return Ok(Vec::new());
         }
-        // Payloads are written once and never change, so they are read after the claim, from
-        // a reader: the writer is not held for them.
-        let mut select =
-            QueryBuilder::<DB>::new("SELECT delivery_id, payload, packed FROM webhook_payloads WHERE delivery_id IN (");
-        let mut ids = select.separated(", ");
+        // A delivery stored with its digest is applied from it; the others' payloads are
+        // read, after the claim (they never change), from a reader: the writer is not held.
+        let mut payloads: HashMap<String, String> = HashMap::new();
+        let mut missing = Vec::new();
         for row in &rows {
-            ids.push_bind(row.try_get::<String, _>("delivery_id")?);
-        }
-        select.push(")");
-        let mut payloads: HashMap<String, String> = HashMap::with_capacity(rows.len());
-        for row in select.build().fetch_all(&self.pool).await? {
-            let payload = match row.try_get::<Option<Vec<u8>>, _>("packed")? {
-                Some(packed) => super::packed::unpack(&packed)?,
-                None => row.try_get("payload")?,
+            let id: String = row.try_get("delivery_id")?;
+            match row.try_get::<Option<String>, _>("digest")? {
+                Some(digest) => payloads.insert(id, digest),
+                None => {
+                    missing.push(id);
+                    None
+                }
             };
-            payloads.insert(row.try_get("delivery_id")?, payload);
+        }
+        if !missing.is_empty() {
+            let mut select = QueryBuilder::<DB>::new(
+                "SELECT delivery_id, payload, packed FROM webhook_payloads WHERE delivery_id IN (",
+            );
+            let mut ids = select.separated(", ");
+            for id in missing {
+                ids.push_bind(id);
+            }
+            select.push(")");
+            for row in select.build().fetch_all(&self.pool).await? {
+                let payload = match row.try_get::<Option<Vec<u8>>, _>("packed")? {
+                    Some(packed) => super::packed::unpack(&packed)?,
+                    None => row.try_get("payload")?,
+                };
+                payloads.insert(row.try_get("delivery_id")?, payload);
+            }
         }
         rows.iter()
             .map(|row| {
