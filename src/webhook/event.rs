@@ -77,18 +77,25 @@ struct InstallationWire {
 pub struct BodyRead {
     /// `action`, when it is a string.
     pub action: Option<String>,
-    /// The body cut down to what `parse_event` reads; `None` for a body that
+    /// The body cut down to what `parse_event` reads. `None` for a body that
     /// `parse_event` will refuse (a field of the wrong type), which the worker
-    /// then reads whole, to park it with the error it gives.
+    /// then reads whole, to park it with the error it gives, and for a digest
+    /// over `MAX_DIGEST`.
     pub digest: Option<String>,
 }
+
+/// The largest digest kept (the corpus's are all under 1 KB). The row that
+/// holds it is rewritten by each claim and settlement; a larger one (a signed
+/// body with a huge login, say) is left out, and the worker reads the body.
+const MAX_DIGEST: usize = 4096;
 
 /// Reads a webhook body at ingest, in one pass over it for a well-formed one.
 /// Any JSON object is accepted (what it means is the worker's to find); an
 /// error means it is not one. The caller checks it starts with `{`.
 pub fn read_body(body: &[u8]) -> Result<BodyRead, serde_json::Error> {
     if let Ok(envelope) = serde_json::from_slice::<Envelope>(body) {
-        return Ok(BodyRead { action: envelope.action.clone(), digest: serde_json::to_string(&envelope).ok() });
+        let digest = serde_json::to_string(&envelope).ok().filter(|d| d.len() <= MAX_DIGEST);
+        return Ok(BodyRead { action: envelope.action, digest });
     }
     // Not the shape `parse_event` wants (say, an action that is a number), yet maybe an object.
     #[derive(Deserialize)]
@@ -223,15 +230,19 @@ mod tests {
     }
 
     #[test]
-    fn a_body_of_another_shape_is_stored_without_a_digest_so_its_error_stays_the_same() {
+    fn a_body_of_another_shape_or_a_huge_digest_is_stored_without_one() {
+        let huge =
+            format!(r#"{{"action":"created","sender":{{"id":1,"login":"{}","type":"User"}}}}"#, "a".repeat(5000));
         for body in [
             r#"{"action":5,"sender":{"id":1,"login":"a","type":"User"}}"#,
             r#"{"action":"created","sender":"a"}"#,
             r#"{"action":"created","sender":{"id":1},"sender":{"id":2}}"#,
+            &huge,
         ] {
             let read = read_body(body.as_bytes()).unwrap();
             assert_eq!(read.digest, None, "{body}");
         }
+        assert_eq!(read_body(huge.as_bytes()).unwrap().action.as_deref(), Some("created"));
         assert_eq!(read_body(br#"{"action":"created","x":[1,2]}"#).unwrap().action.as_deref(), Some("created"));
         assert_eq!(read_body(br#"{"action":{"odd":true}}"#).unwrap().action, None);
         assert!(read_body(br#"{"action":"created""#).is_err(), "not JSON");
