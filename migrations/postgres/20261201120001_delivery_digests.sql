@@ -1,5 +1,5 @@
 -- A delivery's digest: its body cut down, at ingest, to the fields the inbox
--- worker reads (`webhook::read_body`, ~190 bytes of JSON for a `star`). A
+-- worker reads (`read_body` in `webhook/event.rs`, ~190 bytes of JSON for a `star`). A
 -- claim returns it with the row, so the worker neither reads the payload back
 -- nor unpacks and parses ~7 KB of JSON again (~10 % of our CPU a delivery
 -- under a burst of webhooks). NULL: the worker reads the payload (rows stored

@@ -14,7 +14,7 @@ pub struct NewDelivery {
     pub action: Option<String>,
     /// The raw body, exactly as signed.
     pub payload: String,
-    /// The body cut down to the fields the inbox worker reads (`webhook::read_body`);
+    /// The body cut down to the fields the inbox worker reads (`read_body` in `webhook/event.rs`);
     /// `None` when the worker must read the body itself.
     pub digest: Option<String>,
     pub received_at: DateTime<Utc>,

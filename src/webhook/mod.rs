@@ -13,7 +13,7 @@ mod signature;
 mod writer;
 
 pub use body::{BodyGate, return_body_buffers_to_the_os};
-pub use event::{BodyRead, Event, EventError, InstallationAction, parse_event, read_body};
+pub use event::{Event, EventError, InstallationAction, parse_event};
 pub use ingest::{Ingest, IngestError, MAX_BODY_BYTES, check, receive};
 pub use refusals::{RefusalLog, SUMMARY_PERIOD as REFUSAL_SUMMARY_PERIOD};
 pub use signature::{SignatureError, verify};

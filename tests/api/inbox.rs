@@ -161,7 +161,7 @@ both_backends! {
         assert_eq!(delivery_state(&app, &unknown).await, (DeliveryState::Ignored, 1));
         assert!(app.user(6090).await.is_none(), "activity does not start tracking anyone");
         assert_eq!(app.github.stats().rest_user_fetches, 0);
-        // Each went in with its digest, which is what the worker read (`webhook::read_body`).
+        // Each went in with its digest, which is what the worker read (`read_body` in `webhook/event.rs`).
         let digests = "SELECT COUNT(*) FROM webhook_deliveries WHERE digest IS NOT NULL AND length(digest) < 300";
         assert_eq!(app.db.count(digests).await, 2);
         let stats = app.store().inbox_stats().await.unwrap();

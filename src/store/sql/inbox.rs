@@ -119,12 +119,11 @@ where
         for row in &rows {
             let id: String = row.try_get("delivery_id")?;
             match row.try_get::<Option<String>, _>("digest")? {
-                Some(digest) => payloads.insert(id, digest),
-                None => {
-                    missing.push(id);
-                    None
+                Some(digest) => {
+                    payloads.insert(id, digest);
                 }
-            };
+                None => missing.push(id),
+            }
         }
         if !missing.is_empty() {
             let mut select = QueryBuilder::<DB>::new(
