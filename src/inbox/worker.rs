@@ -84,7 +84,8 @@ impl Worker {
             return Ok(0);
         }
         let work = apply(&self.store, &self.refresh, &claimed);
-        let renew = || self.store.renew_deliveries(&lease.id, Utc::now() + length);
+        let ids: Vec<_> = claimed.iter().map(|d| d.id.clone()).collect();
+        let renew = || self.store.renew_deliveries(&lease.id, &ids, Utc::now() + length);
         let applied = renewing("deliveries", self.lease, work, renew).await;
         let settlements: Vec<Settlement> =
             claimed.iter().zip(applied).map(|(delivery, outcome)| self.settlement(delivery, outcome)).collect();

@@ -158,8 +158,8 @@ pub trait InboxStore: Send + Sync {
         now: DateTime<Utc>,
         lease: &Lease,
     ) -> StoreResult<Vec<ClaimedDelivery>>;
-    /// Extends the deliveries `lease` still holds to `until`; how many.
-    async fn renew_deliveries(&self, lease: &LeaseId, until: DateTime<Utc>) -> StoreResult<u64>;
+    /// Extends those of `ids` that `lease` still holds to `until`; how many.
+    async fn renew_deliveries(&self, lease: &LeaseId, ids: &[DeliveryId], until: DateTime<Utc>) -> StoreResult<u64>;
     /// Settles one delivery whatever holds it (an operator's or a test's write).
     async fn finish_delivery(
         &self,

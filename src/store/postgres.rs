@@ -10,7 +10,7 @@ use sqlx::{Postgres, QueryBuilder};
 use super::sql::packed::pack;
 use super::sql::{Backend, SqlStore};
 use super::{GroupCommit, StoreResult};
-use crate::domain::NewDelivery;
+use crate::domain::{NewDelivery, Settlement};
 
 /// A transaction left idle this long is ended by the server (see `connect`).
 const IDLE_IN_TRANSACTION: &str = "10s";
@@ -63,6 +63,18 @@ impl Backend for Postgres {
              SELECT delivery_id FROM fresh",
         );
         q
+    }
+    /// One array per column, like `group_insert`: one statement text whatever
+    /// the round's size. A list of `VALUES` made a statement per size, each
+    /// parsed and planned anew (sqlx's cache holds 100 per connection).
+    fn push_settlements(q: &mut QueryBuilder<Postgres>, settlements: &[Settlement]) {
+        q.push("SELECT * FROM unnest(");
+        let mut columns = q.separated(", ");
+        columns.push_bind(settlements.iter().map(|s| s.id.as_str()).collect::<Vec<_>>());
+        columns.push_bind(settlements.iter().map(|s| s.state.as_str()).collect::<Vec<_>>());
+        columns.push_bind(settlements.iter().map(|s| s.note.as_deref()).collect::<Vec<_>>());
+        columns.push_bind(settlements.iter().map(|s| s.retry_at).collect::<Vec<_>>());
+        q.push(")");
     }
 }
 

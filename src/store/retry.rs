@@ -84,8 +84,8 @@ impl<S: Store> InboxStore for Retrying<S> {
     ) -> StoreResult<Vec<ClaimedDelivery>> {
         retrying("claim_deliveries", || self.0.claim_deliveries(limit, now, lease)).await
     }
-    async fn renew_deliveries(&self, lease: &LeaseId, until: DateTime<Utc>) -> StoreResult<u64> {
-        retrying("renew_deliveries", || self.0.renew_deliveries(lease, until)).await
+    async fn renew_deliveries(&self, lease: &LeaseId, ids: &[DeliveryId], until: DateTime<Utc>) -> StoreResult<u64> {
+        retrying("renew_deliveries", || self.0.renew_deliveries(lease, ids, until)).await
     }
     async fn finish_delivery(
         &self,

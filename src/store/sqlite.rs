@@ -14,7 +14,7 @@ use super::sql::packed::pack;
 use super::sql::{Backend, SqlStore};
 use super::sqlite_group::SqliteGroupCommit;
 use super::{GroupCommit, StoreError, StoreResult};
-use crate::domain::NewDelivery;
+use crate::domain::{NewDelivery, Settlement};
 
 /// Waiting for the write lock beats failing: writes are short.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -70,6 +70,11 @@ impl Backend for Sqlite {
         });
         q.push(" ON CONFLICT (delivery_id) DO NOTHING; COMMIT");
         q
+    }
+    fn push_settlements(q: &mut QueryBuilder<Sqlite>, settlements: &[Settlement]) {
+        q.push_values(settlements, |mut row, s| {
+            row.push_bind(s.id.as_str()).push_bind(s.state.as_str()).push_bind(s.note.as_deref()).push_bind(s.retry_at);
+        });
     }
 }
 

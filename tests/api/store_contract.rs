@@ -288,12 +288,14 @@ both_backends! {
         store.insert_deliveries(std::slice::from_ref(&delivery)).await.unwrap();
         let a = Lease::new(t0, Duration::seconds(30));
         assert_eq!(store.claim_deliveries(10, t0, &a).await.unwrap().len(), 1);
-        assert_eq!(store.renew_deliveries(&a.id, t0 + Duration::seconds(60)).await.unwrap(), 1);
+        assert_eq!(store.renew_deliveries(&a.id, std::slice::from_ref(&delivery.id), t0 + Duration::seconds(60)).await.unwrap(), 1);
         let at = t0 + Duration::seconds(45);
         assert!(store.claim_deliveries(10, at, &Lease::new(at, Duration::seconds(30))).await.unwrap().is_empty(), "renewed");
         let at = t0 + Duration::seconds(61);
         let b = Lease::new(at, Duration::seconds(30));
         assert_eq!(store.claim_deliveries(10, at, &b).await.unwrap().len(), 1);
+        let ids = std::slice::from_ref(&delivery.id);
+        assert_eq!(store.renew_deliveries(&a.id, ids, at + Duration::seconds(60)).await.unwrap(), 0, "A's lease is lost");
 
         let done = |state| ghsync::domain::Settlement { id: delivery.id.clone(), state, note: None, retry_at: None };
         use ghsync::domain::DeliveryState;

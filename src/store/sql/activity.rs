@@ -42,9 +42,13 @@ where
         let mut select = QueryBuilder::<DB>::new(
             "SELECT github_id, last_synced_at FROM users WHERE status = 'active' AND sync_enabled AND github_id IN (",
         );
+        // A round's senders repeat (one user's pushes, comments, stars): each is asked once.
+        let mut distinct: Vec<i64> = ids.iter().map(|id| id.get()).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
         let mut list = select.separated(", ");
-        for id in ids {
-            list.push_bind(id.get());
+        for id in distinct {
+            list.push_bind(id);
         }
         select.push(")");
         let mut synced = HashMap::with_capacity(ids.len());

@@ -16,7 +16,7 @@ use crate::domain::{
 use crate::store::{GroupCommit, InboxStore, StoreError, StoreResult};
 
 /// GUIDs bound in one statement at most (SQLite takes 32,766 binds, PostgreSQL 65,535).
-const PRUNE_CHUNK: usize = 1000;
+const GUIDS_AT_ONCE: usize = 1000;
 
 #[async_trait]
 impl<DB> InboxStore for SqlStore<DB>
@@ -156,15 +156,22 @@ where
             .collect()
     }
 
-    async fn renew_deliveries(&self, lease: &LeaseId, until: DateTime<Utc>) -> StoreResult<u64> {
-        // Rows locked by GUID, as settlements lock them.
-        let sql = format!(
-            "UPDATE webhook_deliveries SET lease_until = $2 WHERE delivery_id IN \
-             (SELECT delivery_id FROM webhook_deliveries WHERE lease_id = $1 ORDER BY delivery_id{})",
-            DB::LOCK_HELD
-        );
-        let done = sqlx::query(AssertSqlSafe(sql)).bind(lease.as_str()).bind(until).execute(&self.writer).await?;
-        Ok(DB::rows_affected(&done))
+    async fn renew_deliveries(&self, lease: &LeaseId, ids: &[DeliveryId], until: DateTime<Utc>) -> StoreResult<u64> {
+        // By GUID, fenced by the lease: no index on `lease_id` is kept up for this (see the
+        // migration `claims_in_place`). Not locked first in GUID order: only the lease's
+        // holder writes its rows, and claims skip locked rows instead of waiting.
+        let mut renewed = 0;
+        for chunk in ids.chunks(GUIDS_AT_ONCE) {
+            let mut update = QueryBuilder::<DB>::new("UPDATE webhook_deliveries SET lease_until = ");
+            update.push_bind(until).push(" WHERE lease_id = ").push_bind(lease.as_str()).push(" AND delivery_id IN (");
+            let mut list = update.separated(", ");
+            for id in chunk {
+                list.push_bind(id.as_str());
+            }
+            update.push(")");
+            renewed += DB::rows_affected(&update.build().execute(&self.writer).await?);
+        }
+        Ok(renewed)
     }
 
     async fn finish_delivery(
@@ -282,7 +289,7 @@ where
         .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
-        for chunk in gone.chunks(PRUNE_CHUNK) {
+        for chunk in gone.chunks(GUIDS_AT_ONCE) {
             let mut payloads = QueryBuilder::<DB>::new("DELETE FROM webhook_payloads WHERE delivery_id IN (");
             let mut ids = payloads.separated(", ");
             for id in chunk {

@@ -37,28 +37,27 @@ where
             return Ok(HashSet::new());
         }
         let mut update = QueryBuilder::<DB>::new("WITH s (sid, sstate, snote, sretry) AS (");
-        update.push_values(settlements, |mut row, s| {
-            row.push_bind(s.id.as_str()).push_bind(s.state.as_str()).push_bind(s.note.as_deref()).push_bind(s.retry_at);
-        });
-        // Rows locked by GUID, as renewals lock them; a retry stays pending with its next
-        // attempt, a finished delivery is stamped complete.
-        update.push(format!(
-            "), locked AS (SELECT delivery_id FROM webhook_deliveries \
-             WHERE delivery_id IN (SELECT sid FROM s) ORDER BY delivery_id{lock}) \
-             UPDATE webhook_deliveries SET state = s.sstate, last_error = s.snote, \
+        DB::push_settlements(&mut update, settlements);
+        // A retry stays pending with its next attempt, a finished delivery is stamped complete.
+        // The rows are not locked first in GUID order (the store's lock order elsewhere): no
+        // two writers can wait on each other here. A fenced row is written only by the one
+        // lease that holds it, and claims skip locked rows instead of waiting.
+        update.push(
+            ") UPDATE webhook_deliveries SET state = s.sstate, last_error = s.snote, \
              next_attempt_at = COALESCE(s.sretry, webhook_deliveries.next_attempt_at), \
              completed_at = CASE WHEN s.sretry IS NULL THEN ",
-            lock = DB::LOCK_HELD
-        ));
+        );
         update.push_bind(now);
         update.push(
             " ELSE webhook_deliveries.completed_at END, lease_until = NULL, lease_id = NULL \
-             FROM s WHERE webhook_deliveries.delivery_id = s.sid \
-             AND webhook_deliveries.delivery_id IN (SELECT delivery_id FROM locked)",
+             FROM s WHERE webhook_deliveries.delivery_id = s.sid",
         );
-        // Fenced, the row must still be pending under the lease; unfenced, any row.
+        // Fenced, the row must still be held by the lease (only a pending row is: every
+        // write that ends or retries a delivery clears its lease); unfenced, any row. Not
+        // `state = 'pending'` as well: PostgreSQL's planner, without statistics on a young
+        // table, then read the whole pending index (dead entries and all) for each round.
         if let Some(lease) = lease {
-            update.push(" AND webhook_deliveries.state = 'pending' AND webhook_deliveries.lease_id = ");
+            update.push(" AND webhook_deliveries.lease_id = ");
             update.push_bind(lease.as_str());
         }
         update.push(" RETURNING delivery_id");

@@ -30,7 +30,7 @@ mod users;
 use sqlx::{Database, Pool, QueryBuilder};
 
 use super::{GroupCommit, StoreResult};
-use crate::domain::NewDelivery;
+use crate::domain::{NewDelivery, Settlement};
 
 /// What one database engine brings to `SqlStore`.
 ///
@@ -64,6 +64,10 @@ pub trait Backend: Database {
     /// packed payloads, as one call to the database. The query returns the
     /// GUIDs inserted; a GUID already stored is skipped, its payload unwritten.
     fn group_insert(group: &[&NewDelivery]) -> QueryBuilder<Self>;
+    /// Pushes a query whose rows are the settlements, as
+    /// `(guid, state, note, retry_at)`: the source of a round's settlement
+    /// (`inbox_batches.rs`).
+    fn push_settlements(q: &mut QueryBuilder<Self>, settlements: &[Settlement]);
 }
 
 /// The `Store`, for any `Backend`.
