@@ -1,22 +1,19 @@
 //! The webhook inbox and the missed-delivery sweep's memory.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
-use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Encode, Executor, IntoArguments, QueryBuilder, Row as _, Type};
+use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, QueryBuilder, Row as _, Type};
 
 use super::rows::corrupt;
-use super::{Backend, SqlStore};
+use super::{Backend, GUIDS_AT_ONCE, SqlStore};
 use crate::domain::{
-    ClaimedDelivery, DeliveryId, DeliveryRecord, DeliveryState, EventName, InboxStats, InsertOutcome, Lease, LeaseId,
-    NewDelivery, Settlement,
+    ClaimedDelivery, DeliveryId, DeliveryRecord, DeliveryState, InboxStats, InsertOutcome, Lease, LeaseId, NewDelivery,
+    Settlement,
 };
 use crate::store::{GroupCommit, InboxStore, StoreError, StoreResult};
-
-/// GUIDs bound in one statement at most (SQLite takes 32,766 binds, PostgreSQL 65,535).
-const GUIDS_AT_ONCE: usize = 1000;
 
 #[async_trait]
 impl<DB> InboxStore for SqlStore<DB>
@@ -94,84 +91,11 @@ where
         now: DateTime<Utc>,
         lease: &Lease,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
-        let sql = format!(
-            "UPDATE webhook_deliveries SET lease_until = $3, lease_id = $4, attempts = attempts + 1 \
-             WHERE delivery_id IN (SELECT delivery_id FROM webhook_deliveries \
-               WHERE state = 'pending' AND next_attempt_at <= $1 \
-               AND (lease_until IS NULL OR lease_until < $1) \
-               ORDER BY next_attempt_at LIMIT $2{lock}) RETURNING delivery_id, event, attempts, digest",
-            lock = DB::LOCK_CLAIMED
-        );
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(now)
-            .bind(limit as i64)
-            .bind(lease.until)
-            .bind(lease.id.as_str())
-            .fetch_all(&self.writer)
-            .await?;
-        if rows.is_empty() {
-            return Ok(Vec::new());
-        }
-        // A delivery stored with its digest is applied from it; the others' payloads are
-        // read, after the claim (they never change), from a reader: the writer is not held.
-        let mut payloads: HashMap<String, String> = HashMap::new();
-        let mut missing = Vec::new();
-        for row in &rows {
-            let id: String = row.try_get("delivery_id")?;
-            match row.try_get::<Option<String>, _>("digest")? {
-                Some(digest) => {
-                    payloads.insert(id, digest);
-                }
-                None => missing.push(id),
-            }
-        }
-        if !missing.is_empty() {
-            let mut select = QueryBuilder::<DB>::new(
-                "SELECT delivery_id, payload, packed FROM webhook_payloads WHERE delivery_id IN (",
-            );
-            let mut ids = select.separated(", ");
-            for id in missing {
-                ids.push_bind(id);
-            }
-            select.push(")");
-            for row in select.build().fetch_all(&self.pool).await? {
-                let payload = match row.try_get::<Option<Vec<u8>>, _>("packed")? {
-                    Some(packed) => super::packed::unpack(&packed)?,
-                    None => row.try_get("payload")?,
-                };
-                payloads.insert(row.try_get("delivery_id")?, payload);
-            }
-        }
-        rows.iter()
-            .map(|row| {
-                let id: String = row.try_get("delivery_id")?;
-                let payload = payloads.remove(&id).ok_or_else(|| corrupt("payload", format!("none for {id}")))?;
-                Ok(ClaimedDelivery {
-                    id: DeliveryId::parse(&id).map_err(|e| corrupt("delivery id", e))?,
-                    event: EventName::parse(&row.try_get::<String, _>("event")?).map_err(|e| corrupt("event", e))?,
-                    payload,
-                    attempts: row.try_get("attempts")?,
-                })
-            })
-            .collect()
+        self.claim(limit, now, lease).await
     }
 
     async fn renew_deliveries(&self, lease: &LeaseId, ids: &[DeliveryId], until: DateTime<Utc>) -> StoreResult<u64> {
-        // By GUID, fenced by the lease: no index on `lease_id` is kept up for this (see the
-        // migration `claims_in_place`). Not locked first in GUID order: only the lease's
-        // holder writes its rows, and claims skip locked rows instead of waiting.
-        let mut renewed = 0;
-        for chunk in ids.chunks(GUIDS_AT_ONCE) {
-            let mut update = QueryBuilder::<DB>::new("UPDATE webhook_deliveries SET lease_until = ");
-            update.push_bind(until).push(" WHERE lease_id = ").push_bind(lease.as_str()).push(" AND delivery_id IN (");
-            let mut list = update.separated(", ");
-            for id in chunk {
-                list.push_bind(id.as_str());
-            }
-            update.push(")");
-            renewed += DB::rows_affected(&update.build().execute(&self.writer).await?);
-        }
-        Ok(renewed)
+        self.renew(lease, ids, until).await
     }
 
     async fn finish_delivery(

@@ -15,7 +15,7 @@
 mod activity;
 mod fresh;
 mod inbox;
-mod inbox_batches;
+mod inbox_round;
 mod installations;
 mod outcomes;
 pub(super) mod packed;
@@ -66,9 +66,12 @@ pub trait Backend: Database {
     fn group_insert(group: &[&NewDelivery]) -> QueryBuilder<Self>;
     /// Pushes a query whose rows are the settlements, as
     /// `(guid, state, note, retry_at)`: the source of a round's settlement
-    /// (`inbox_batches.rs`).
+    /// (`inbox_round.rs`).
     fn push_settlements(q: &mut QueryBuilder<Self>, settlements: &[Settlement]);
 }
+
+/// GUIDs bound in one statement at most (SQLite takes 32,766 binds, PostgreSQL 65,535).
+const GUIDS_AT_ONCE: usize = 1000;
 
 /// The `Store`, for any `Backend`.
 pub struct SqlStore<DB: Database> {
