@@ -10,6 +10,13 @@
 //! Retrying is the second line: the first is that writes lock rows in one
 //! global order (installations before users, each by ascending id; see the
 //! sorting in `sql/`), so two passes do not deadlock to begin with.
+//!
+//! Every call, reads too, is also run again when the server ended the
+//! connection it ran on (`is_connection_ended`): a failover, a restart, an
+//! operator's `pg_terminate_backend`. The pool does not test a connection
+//! before lending it (`postgres.rs` says why), so its idle ones are found dead
+//! only by their next statement. sqlx closes each as it comes back; the next
+//! attempt, at once, takes another or opens a new one.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -23,6 +30,21 @@ const ATTEMPTS: u32 = 8;
 /// The first pause; it doubles each time, with jitter, up to `MAX_PAUSE`.
 const FIRST_PAUSE: Duration = Duration::from_millis(20);
 const MAX_PAUSE: Duration = Duration::from_secs(2);
+
+/// Attempts on connections the server ended, before the error is passed on:
+/// more than any of our pools holds (16 on PostgreSQL), so that every dead one
+/// can be met and closed.
+const ENDED_CONNECTIONS: u32 = 24;
+
+/// Whether the server ended the connection `error` came from: PostgreSQL's
+/// admin_shutdown (57P01: a restart, `pg_terminate_backend`) and
+/// crash_shutdown (57P02: another backend crashed). Not a refusal of the
+/// statement: it never ran, or its transaction was rolled back.
+pub fn is_connection_ended(error: &StoreError) -> bool {
+    let StoreError::Other(e) = error else { return false };
+    let Some(sqlx::Error::Database(db)) = e.downcast_ref::<sqlx::Error>() else { return false };
+    matches!(db.code().as_deref(), Some("57P01" | "57P02"))
+}
 
 /// Whether `error` is a refusal that a second attempt may not meet.
 pub fn is_contention(error: &StoreError) -> bool {
@@ -47,8 +69,13 @@ where
 {
     let mut pause = FIRST_PAUSE;
     let mut attempt = 1;
+    let mut ended = 0;
     loop {
         match op().await {
+            Err(e) if ended < ENDED_CONNECTIONS && is_connection_ended(&e) => {
+                tracing::info!(store.op = what, error.message = %e, "the database ended a connection; running it again on another");
+                ended += 1;
+            }
             Err(e) if attempt < ATTEMPTS && is_contention(&e) => {
                 // Full jitter: two processes that collided do not collide again in step.
                 let sleep = pause.mul_f64(0.5 + rand::random::<f64>());
@@ -62,13 +89,14 @@ where
     }
 }
 
-/// A `Store` whose writes are retried on contention; reads pass straight through.
+/// A `Store` whose writes are retried on contention, and every call when its
+/// connection was ended by the server.
 pub struct Retrying<S>(pub S);
 
 #[async_trait]
 impl<S: Store> InboxStore for Retrying<S> {
     async fn ping(&self) -> StoreResult<()> {
-        self.0.ping().await
+        retrying("ping", || self.0.ping()).await
     }
     async fn insert_deliveries(&self, d: &[NewDelivery]) -> StoreResult<Vec<InsertOutcome>> {
         retrying("insert_deliveries", || self.0.insert_deliveries(d)).await
@@ -105,16 +133,16 @@ impl<S: Store> InboxStore for Retrying<S> {
         retrying("settle_deliveries", || self.0.settle_deliveries(s, lease, now)).await
     }
     async fn delivery(&self, id: &DeliveryId) -> StoreResult<Option<DeliveryRecord>> {
-        self.0.delivery(id).await
+        retrying("delivery", || self.0.delivery(id)).await
     }
     async fn retry_delivery(&self, id: &DeliveryId, now: DateTime<Utc>) -> StoreResult<bool> {
         retrying("retry_delivery", || self.0.retry_delivery(id, now)).await
     }
     async fn inbox_stats(&self) -> StoreResult<InboxStats> {
-        self.0.inbox_stats().await
+        retrying("inbox_stats", || self.0.inbox_stats()).await
     }
     async fn parked_deliveries(&self, limit: i64) -> StoreResult<Vec<DeliveryRecord>> {
-        self.0.parked_deliveries(limit).await
+        retrying("parked_deliveries", || self.0.parked_deliveries(limit)).await
     }
     async fn prune_deliveries(&self, before: DateTime<Utc>, limit: i64) -> StoreResult<u64> {
         retrying("prune_deliveries", || self.0.prune_deliveries(before, limit)).await
@@ -129,7 +157,7 @@ impl<S: Store> InboxStore for Retrying<S> {
         retrying("book_redelivery", || self.0.book_redelivery(guid, max, not_since, now)).await
     }
     async fn sweep_mark(&self, name: &str) -> StoreResult<Option<i64>> {
-        self.0.sweep_mark(name).await
+        retrying("sweep_mark", || self.0.sweep_mark(name)).await
     }
     async fn set_sweep_mark(&self, name: &str, value: i64, now: DateTime<Utc>) -> StoreResult<()> {
         retrying("set_sweep_mark", || self.0.set_sweep_mark(name, value, now)).await
@@ -150,7 +178,7 @@ impl<S: Store> InstallationStore for Retrying<S> {
         after: Option<InstallationId>,
         limit: i64,
     ) -> StoreResult<Vec<InstallationId>> {
-        self.0.unseen_installations(seen_before, after, limit).await
+        retrying("unseen_installations", || self.0.unseen_installations(seen_before, after, limit)).await
     }
     async fn set_installation_state(
         &self,
@@ -161,7 +189,7 @@ impl<S: Store> InstallationStore for Retrying<S> {
         retrying("set_installation_state", || self.0.set_installation_state(id, state, now)).await
     }
     async fn active_installations(&self, limit: i64) -> StoreResult<Vec<InstallationId>> {
-        self.0.active_installations(limit).await
+        retrying("active_installations", || self.0.active_installations(limit)).await
     }
     async fn retire_unseen_installations(&self, seen_before: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<u64> {
         retrying("retire_unseen_installations", || self.0.retire_unseen_installations(seen_before, now)).await
@@ -171,10 +199,10 @@ impl<S: Store> InstallationStore for Retrying<S> {
 #[async_trait]
 impl<S: Store> UserStore for Retrying<S> {
     async fn user_by_id(&self, id: GitHubUserId) -> StoreResult<Option<UserRecord>> {
-        self.0.user_by_id(id).await
+        retrying("user_by_id", || self.0.user_by_id(id)).await
     }
     async fn user_by_login(&self, login: &Login) -> StoreResult<Option<UserRecord>> {
-        self.0.user_by_login(login).await
+        retrying("user_by_login", || self.0.user_by_login(login)).await
     }
     async fn register_users(&self, ids: &[GitHubUserId], now: DateTime<Utc>) -> StoreResult<Vec<GitHubUserId>> {
         retrying("register_users", || self.0.register_users(ids, now)).await
@@ -189,7 +217,7 @@ impl<S: Store> UserStore for Retrying<S> {
         retrying("revoke_user", || self.0.revoke_user(id, now)).await
     }
     async fn synced_among(&self, ids: &[GitHubUserId]) -> StoreResult<HashMap<GitHubUserId, Option<DateTime<Utc>>>> {
-        self.0.synced_among(ids).await
+        retrying("synced_among", || self.0.synced_among(ids)).await
     }
     async fn note_activity(
         &self,
@@ -208,10 +236,10 @@ impl<S: Store> UserStore for Retrying<S> {
         retrying("erase_user", || self.0.erase_user(id)).await
     }
     async fn user_counts(&self) -> StoreResult<Vec<(String, i64)>> {
-        self.0.user_counts().await
+        retrying("user_counts", || self.0.user_counts()).await
     }
     async fn oldest_synced_at(&self) -> StoreResult<Option<DateTime<Utc>>> {
-        self.0.oldest_synced_at().await
+        retrying("oldest_synced_at", || self.0.oldest_synced_at()).await
     }
 }
 
@@ -230,13 +258,13 @@ impl<S: Store> SyncStore for Retrying<S> {
         retrying("renew_users", || self.0.renew_users(lease, until)).await
     }
     async fn leased_due_until(&self, which: DueKind, now: DateTime<Utc>) -> StoreResult<Option<DateTime<Utc>>> {
-        self.0.leased_due_until(which, now).await
+        retrying("leased_due_until", || self.0.leased_due_until(which, now)).await
     }
     async fn count_due_users(&self, now: DateTime<Utc>, synced_before: DateTime<Utc>) -> StoreResult<i64> {
-        self.0.count_due_users(now, synced_before).await
+        retrying("count_due_users", || self.0.count_due_users(now, synced_before)).await
     }
     async fn next_marked_due(&self) -> StoreResult<Option<DateTime<Utc>>> {
-        self.0.next_marked_due().await
+        retrying("next_marked_due", || self.0.next_marked_due()).await
     }
     async fn record_outcomes(
         &self,
@@ -255,13 +283,13 @@ impl<S: Store> RateLimitStore for Retrying<S> {
         retrying("save_rate_limit", || self.0.save_rate_limit(record)).await
     }
     async fn rate_limits(&self) -> StoreResult<Vec<RateLimitRecord>> {
-        self.0.rate_limits().await
+        retrying("rate_limits", || self.0.rate_limits()).await
     }
     async fn rate_limits_least(&self, n: i64) -> StoreResult<Vec<RateLimitRecord>> {
-        self.0.rate_limits_least(n).await
+        retrying("rate_limits_least", || self.0.rate_limits_least(n)).await
     }
     async fn rate_limit_summary(&self, now: DateTime<Utc>) -> StoreResult<Vec<RateSummary>> {
-        self.0.rate_limit_summary(now).await
+        retrying("rate_limit_summary", || self.0.rate_limit_summary(now)).await
     }
     async fn book_budget(&self, ask: &BudgetAsk) -> StoreResult<Booking> {
         retrying("book_budget", || self.0.book_budget(ask)).await
@@ -305,16 +333,16 @@ impl<S: Store> RunStore for Retrying<S> {
         retrying("fail_run", || self.0.fail_run(id, owner, reason, now)).await
     }
     async fn running_run(&self) -> StoreResult<Option<RunId>> {
-        self.0.running_run().await
+        retrying("running_run", || self.0.running_run()).await
     }
     async fn runs(&self, limit: i64) -> StoreResult<Vec<RunRecord>> {
-        self.0.runs(limit).await
+        retrying("runs", || self.0.runs(limit)).await
     }
     async fn run(&self, id: RunId) -> StoreResult<Option<RunRecord>> {
-        self.0.run(id).await
+        retrying("run", || self.0.run(id)).await
     }
     async fn last_finished_run(&self) -> StoreResult<Option<RunRecord>> {
-        self.0.last_finished_run().await
+        retrying("last_finished_run", || self.0.last_finished_run()).await
     }
 }
 

@@ -115,3 +115,43 @@ both_backends! {
         assert_eq!(again.state, DeliveryState::Failed);
     }
 }
+
+/// The server ends every connection the service holds while they sit idle in
+/// its pool (a restart, a failover, an operator's `pg_terminate_backend`):
+/// the webhooks that come next are answered 202 and stored all the same. The
+/// pool does not test a connection before lending it, so each dead one fails
+/// its next statement, and the store runs that statement again on another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_right_after_the_server_ended_every_connection_are_stored() {
+    use futures_util::future::join_all;
+
+    use crate::helpers::Backend;
+    if !Backend::postgres_available() {
+        return;
+    }
+    let app = spawn_app(Backend::Postgres).await;
+    let payload = payloads::simple_event_with_sender(&app.github_user(1));
+    // Arrange: several connections open in the pool, idle.
+    join_all((0..16).map(|_| app.deliver("star", &payload))).await;
+    app.drain_inbox().await;
+
+    // Act: the server ends them all, then webhooks arrive, at once.
+    let mut admin = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+    let ended: i64 = sqlx::query_scalar(
+        "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert!(ended >= 2, "the pool held {ended} connection(s): the test needs several");
+    // `deliver` asserts each is answered 202.
+    let guids = join_all((0..16).map(|_| app.deliver("star", &payload))).await;
+
+    // Assert: each is stored, and applied.
+    app.drain_inbox().await;
+    for guid in guids {
+        let stored = delivery(&app, &guid).await;
+        assert_eq!(stored.state, DeliveryState::Ignored, "{stored:?}");
+    }
+}
