@@ -6,12 +6,13 @@
 //! makes every write to `installations` fail (claims and settlements of the
 //! inbox still work), and is dropped when "the database is back".
 
+use futures_util::future::join_all;
 use reqwest::Method;
 use serde_json::json;
 use sqlx::Connection;
 
 use crate::both_backends;
-use crate::helpers::{PATIENCE, TestApp, eventually, spawn_app};
+use crate::helpers::{Backend, PATIENCE, TestApp, eventually, spawn_app};
 use fake_github::{FakeUser, payloads};
 use ghsync::domain::{DeliveryId, DeliveryRecord, DeliveryState};
 use ghsync::inbox::MAX_ATTEMPTS;
@@ -123,9 +124,6 @@ both_backends! {
 /// its next statement, and the store runs that statement again on another.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_right_after_the_server_ended_every_connection_are_stored() {
-    use futures_util::future::join_all;
-
-    use crate::helpers::Backend;
     if !Backend::postgres_available() {
         return;
     }
