@@ -18,6 +18,10 @@ use std::time::{Duration, Instant};
 use fake_github::sign_webhook;
 use futures_util::{StreamExt, stream};
 
+#[path = "support/tail.rs"]
+mod tail;
+use tail::{Tail, steal_ticks};
+
 const SECRET: &str = "bench-secret";
 const PAYLOAD_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/corpus/webhooks/star/created.json");
 const WRK_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/wrk-webhook.lua");
@@ -138,6 +142,9 @@ async fn burst(
 }
 
 async fn bench(name: &str, url: String) -> anyhow::Result<()> {
+    // The other half's writes reach the disk first: left to the kernel's writeback, they
+    // went out during this half's steady run and its commits waited behind them.
+    Command::new("sync").status()?;
     let server = Serve::start(&url)?;
     let endpoint = format!("{}/webhooks/github", server.base);
     let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
@@ -163,20 +170,27 @@ async fn bench(name: &str, url: String) -> anyhow::Result<()> {
     // its first seconds meet the server just started (its pool opening connections, its
     // first reconcile pass); the second is the steady state an operator's service is in.
     let steady_run = || async {
-        let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / RATE));
+        let period = Duration::from_micros(1_000_000 / RATE);
+        let mut ticker = tokio::time::interval(period);
         let mut tasks = tokio::task::JoinSet::new();
+        let (steal, checkpoints) = (steal_ticks(), db.checkpoints().await);
+        ticker.reset();
+        let began = Instant::now();
         for _ in 0..RATE * RATE_SECONDS {
             ticker.tick().await;
             let (c, e, b, s) = (client.clone(), endpoint.clone(), body.clone(), signature.clone());
-            tasks.spawn(async move { send(&c, &e, &b, &s).await });
+            tasks.spawn(async move { (began.elapsed(), send(&c, &e, &b, &s).await) });
         }
-        let mut steady: Vec<Duration> = tasks.join_all().await;
+        let mut sent: Vec<(Duration, Duration)> = tasks.join_all().await;
+        sent.sort(); // in the order sent (a `JoinSet` gives them as they finish)
+        let tail = Tail::of(&sent, period, steal_ticks() - steal, db.checkpoints().await - checkpoints);
+        let mut steady: Vec<Duration> = sent.into_iter().map(|(_, took)| took).collect();
         steady.sort();
-        steady
+        (steady, tail)
     };
-    let started = steady_run().await;
+    let (started, _) = steady_run().await;
     drain().await?;
-    let steady = steady_run().await;
+    let (steady, tail) = steady_run().await;
     drain().await?;
 
     let (by, rate, p50, p99) = burst(&client, &endpoint, &body, &signature).await?;
@@ -185,12 +199,13 @@ async fn bench(name: &str, url: String) -> anyhow::Result<()> {
     println!(
         "{name:<9} burst ({by}, {CONNECTIONS} connections, {} s): {rate:>6.0} deliveries/s, p50 {p50}, p99 {p99} | \
          steady {RATE}/s: p50 {:.2} ms, p99 {:.2} ms (just started: p99 {:.2} ms) | \
-         backlog at the burst's end {backlog}, applied in {:.1} s",
+         backlog at the burst's end {backlog}, applied in {:.1} s\n{:<9} steady's tail: {tail}",
         burst_seconds(),
         percentile(&steady, 0.50).as_secs_f64() * 1e3,
         percentile(&steady, 0.99).as_secs_f64() * 1e3,
         percentile(&started, 0.99).as_secs_f64() * 1e3,
         drained.as_secs_f64(),
+        "",
     );
     Ok(())
 }
@@ -217,6 +232,15 @@ impl Inbox {
             Self::Postgres(pool) => sqlx::query_scalar(SQL).fetch_one(pool).await?,
         })
     }
+
+    /// PostgreSQL's checkpoints so far (timed and requested); SQLite's are the committer's own.
+    async fn checkpoints(&self) -> i64 {
+        const SQL: &str = "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter";
+        match self {
+            Self::Sqlite(_) => 0,
+            Self::Postgres(pool) => sqlx::query_scalar(SQL).fetch_one(pool).await.unwrap_or(0),
+        }
+    }
 }
 
 async fn postgres_database(admin_url: &str) -> anyhow::Result<String> {
@@ -229,13 +253,27 @@ async fn postgres_database(admin_url: &str) -> anyhow::Result<String> {
     Ok(url.to_string())
 }
 
+/// The run's database goes when it ends: left behind, every run kept ~200 MB.
+async fn drop_postgres_database(admin_url: &str, url: &str) -> anyhow::Result<()> {
+    use sqlx::Connection;
+    let name = url::Url::parse(url)?.path().trim_start_matches('/').to_owned();
+    let mut conn = sqlx::PgConnection::connect(admin_url).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&mut conn).await?;
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async {
         let dir = tempfile::tempdir()?;
         bench("sqlite", format!("sqlite://{}/bench.db", dir.path().display())).await?;
         match std::env::var("TEST_DATABASE_URL") {
-            Ok(admin) if !admin.is_empty() => bench("postgres", postgres_database(&admin).await?).await?,
+            Ok(admin) if !admin.is_empty() => {
+                let url = postgres_database(&admin).await?;
+                let ran = bench("postgres", url.clone()).await;
+                drop_postgres_database(&admin, &url).await?;
+                ran?
+            }
             _ => println!("postgres  skipped: set TEST_DATABASE_URL to include it"),
         }
         Ok(())
