@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use sqlx::SqlStr;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::migrate::{MigrateError, Migration, MigrationType, Migrator};
 
 include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
 
@@ -26,6 +26,23 @@ pub fn migrator(files: &'static [(i64, &'static str, &'static str)]) -> Migrator
             })
             .collect(),
     )
+}
+
+/// What a refusal to migrate means to the operator. sqlx's own words for a
+/// database that holds a migration this build lacks ("previously applied but
+/// is missing in the resolved migrations") read like a broken install; it is
+/// an older build started on a database a newer one migrated (a rollback, an
+/// old replica restarted mid-upgrade). Not run anyway: a newer schema may
+/// have dropped what this build reads, and it would fail later, one query at
+/// a time.
+pub fn explain(error: MigrateError) -> anyhow::Error {
+    match error {
+        MigrateError::VersionMissing(version) => anyhow::anyhow!(
+            "this database was migrated by a newer ghsync: its migration {version} is not in this build. \
+             Run the build that migrated it, or a later one (ghsync does not migrate a database back)"
+        ),
+        other => other.into(),
+    }
 }
 
 #[cfg(test)]

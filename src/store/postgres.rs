@@ -110,6 +110,7 @@ impl SqlStore<Postgres> {
         super::migrations::migrator(super::migrations::POSTGRES)
             .run(&pool)
             .await
+            .map_err(super::migrations::explain)
             .context("cannot migrate the PostgreSQL database")?;
         warn_if_short_of_connections(&pool).await;
         Ok(Self::new(pool.clone(), pool))

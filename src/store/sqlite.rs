@@ -100,6 +100,7 @@ impl SqlStore<Sqlite> {
         super::migrations::migrator(super::migrations::SQLITE)
             .run(&pool)
             .await
+            .map_err(super::migrations::explain)
             .context("cannot migrate the SQLite database")?;
         let writer = SqlitePoolOptions::new()
             .max_connections(1)

@@ -93,3 +93,33 @@ mod overdue {
         }
     }
 }
+
+mod rollback {
+    use crate::both_backends;
+    use crate::helpers::TestDb;
+    use crate::helpers::binary::run_command;
+
+    both_backends! {
+        async fn an_older_build_on_a_database_a_newer_one_migrated_says_so_and_changes_nothing(backend: Backend) {
+            let db = TestDb::create(backend).await;
+            let dir = tempfile::tempdir().unwrap();
+            let (code, log) = run_command("migrate", &db.url, dir.path()).await;
+            assert_eq!(code, 0, "{log}");
+            // What a newer build leaves: a migration this one has never heard of.
+            let checksum = if db.url.starts_with("sqlite:") { "X'00'" } else { "'\\x00'::bytea" };
+            db.execute(&format!(
+                "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+                 VALUES (20991231000001, 'from a newer build', TRUE, {checksum}, 1)"
+            ))
+            .await;
+            let migrations = db.count("SELECT COUNT(*) FROM _sqlx_migrations").await;
+
+            let (code, log) = run_command("migrate", &db.url, dir.path()).await;
+
+            assert_ne!(code, 0, "an older build must not run on a newer schema:\n{log}");
+            assert!(log.contains("migrated by a newer ghsync"), "the operator is told why:\n{log}");
+            assert!(log.contains("20991231000001"), "and which migration:\n{log}");
+            assert_eq!(db.count("SELECT COUNT(*) FROM _sqlx_migrations").await, migrations);
+        }
+    }
+}
