@@ -142,8 +142,8 @@ async fn burst(
 }
 
 async fn bench(name: &str, url: String) -> anyhow::Result<()> {
-    // The other half's writes reach the disk first: left to the kernel's writeback, they
-    // went out during this half's steady run and its commits waited behind them.
+    // The other half's writes reach the disk first, so that the kernel's writeback of them
+    // cannot fall in this half's steady run, whose commits would wait behind it.
     Command::new("sync").status()?;
     let server = Serve::start(&url)?;
     let endpoint = format!("{}/webhooks/github", server.base);
@@ -233,7 +233,8 @@ impl Inbox {
         })
     }
 
-    /// PostgreSQL's checkpoints so far (timed and requested); SQLite's are the committer's own.
+    /// PostgreSQL's checkpoints so far, timed and requested (SQLite's WAL checkpoints, the
+    /// committer's own, are not counted).
     async fn checkpoints(&self) -> i64 {
         const SQL: &str = "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter";
         match self {
