@@ -87,7 +87,12 @@ impl SqlStore<Postgres> {
         // Our transactions are a few statements with no wait inside: one idle for seconds
         // belongs to a process that froze (a stopped VM, a debugger) and holds rows every
         // other replica waits on. PostgreSQL ends it; the frozen process retries on waking.
-        let options = options.options([("idle_in_transaction_session_timeout", IDLE_IN_TRANSACTION)]);
+        // No notices: the server's are about our own `IF NOT EXISTS` (sqlx's migrations table
+        // at every start), and sqlx logs each at info, where they read like a problem.
+        let options = options.options([
+            ("idle_in_transaction_session_timeout", IDLE_IN_TRANSACTION),
+            ("client_min_messages", "warning"),
+        ]);
         let port = options.get_port();
         let pool = PgPoolOptions::new()
             .max_connections(POOL)

@@ -105,6 +105,9 @@ mod rollback {
             let dir = tempfile::tempdir().unwrap();
             let (code, log) = run_command("migrate", &db.url, dir.path()).await;
             assert_eq!(code, 0, "{log}");
+            let (code, log) = run_command("migrate", &db.url, dir.path()).await;
+            assert_eq!(code, 0, "{log}");
+            assert!(!log.contains("already exists"), "an up-to-date database is no news:\n{log}");
             // What a newer build leaves: a migration this one has never heard of.
             let checksum = if db.url.starts_with("sqlite:") { "X'00'" } else { "'\\x00'::bytea" };
             db.execute(&format!(
