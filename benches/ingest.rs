@@ -199,13 +199,12 @@ async fn bench(name: &str, url: String) -> anyhow::Result<()> {
     println!(
         "{name:<9} burst ({by}, {CONNECTIONS} connections, {} s): {rate:>6.0} deliveries/s, p50 {p50}, p99 {p99} | \
          steady {RATE}/s: p50 {:.2} ms, p99 {:.2} ms (just started: p99 {:.2} ms) | \
-         backlog at the burst's end {backlog}, applied in {:.1} s\n{:<9} steady's tail: {tail}",
+         backlog at the burst's end {backlog}, applied in {:.1} s\n          steady's tail: {tail}",
         burst_seconds(),
         percentile(&steady, 0.50).as_secs_f64() * 1e3,
         percentile(&steady, 0.99).as_secs_f64() * 1e3,
         percentile(&started, 0.99).as_secs_f64() * 1e3,
         drained.as_secs_f64(),
-        "",
     );
     Ok(())
 }
