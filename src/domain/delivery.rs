@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{DeliveryId, EventName};
+use super::{Account, DeliveryId, EventName, GitHubUserId};
 
 /// A verified delivery, as it goes into the inbox.
 #[derive(Debug, Clone)]
@@ -17,12 +17,34 @@ pub struct NewDelivery {
     /// The body cut down to the fields the inbox worker reads (`read_body` in `webhook/event.rs`);
     /// `None` when the worker must read the body itself.
     pub digest: Option<String>,
+    /// Set when the worker would only ignore it: the store then settles it as
+    /// ignored as it inserts it, in the same statement, and no worker claims it.
+    pub ignore: Option<Ignore>,
     pub received_at: DateTime<Utc>,
+}
+
+/// A delivery the worker would ignore: an event ghsync does not act on, or
+/// activity by a sender who is not a user we sync (known only to the
+/// database, which the insert asks).
+#[derive(Debug, Clone)]
+pub struct Ignore {
+    /// Why, as the worker would have said it.
+    pub note: String,
+    /// Activity's sender: ignored unless they are a user we sync.
+    pub unless_synced: Option<GitHubUserId>,
+}
+
+/// Why activity by `sender` was ignored: the one wording, at ingest and in the worker.
+pub fn not_synced(sender: &Account) -> String {
+    format!("sender {} is not a user we sync", sender.login)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InsertOutcome {
+    /// Stored, pending: the worker applies it.
     Inserted,
+    /// Stored and settled as ignored at once (`NewDelivery::ignore`).
+    Ignored,
     Duplicate,
 }
 

@@ -18,7 +18,8 @@ mod user;
 pub use account::{Account, AccountKind, InstallationRecord};
 pub use budget::{BOOKING_TTL, Booking, BudgetAsk, BudgetRow, Observed, book};
 pub use delivery::{
-    ClaimedDelivery, DeliveryRecord, DeliveryState, InboxStats, InsertOutcome, NewDelivery, Settlement,
+    ClaimedDelivery, DeliveryRecord, DeliveryState, Ignore, InboxStats, InsertOutcome, NewDelivery, Settlement,
+    not_synced,
 };
 pub use ids::{DeliveryId, EventName, GitHubUserId, IdError, InstallationId, NodeId, RunId};
 pub use lease::{Lease, LeaseId};

@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::Notify;
 
-use crate::domain::{Account, ClaimedDelivery, GitHubUserId, InstallationState};
+use crate::domain::{Account, ClaimedDelivery, GitHubUserId, InstallationState, not_synced};
 use crate::store::{Store, StoreError};
 use crate::sync::activity_due_at;
 use crate::webhook::{Event, EventError, InstallationAction, parse_event};
@@ -93,7 +93,7 @@ async fn note_activity(
             Some(due) if marked.contains(&sender.id) => {
                 ApplyOutcome::Applied(format!("user {} due at {due}", sender.id))
             }
-            _ => ApplyOutcome::Ignored(format!("sender {} is not a user we sync", sender.login)),
+            _ => ApplyOutcome::Ignored(not_synced(sender)),
         })
         .collect())
 }

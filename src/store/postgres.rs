@@ -8,7 +8,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgQueryResult};
 use sqlx::{Postgres, QueryBuilder};
 
 use super::sql::packed::pack;
-use super::sql::{Backend, SqlStore};
+use super::sql::{Backend, SqlStore, ignored_sql};
 use super::{GroupCommit, StoreResult};
 use crate::domain::{NewDelivery, Settlement};
 
@@ -44,7 +44,9 @@ impl Backend for Postgres {
     /// (prepared once per connection, planned once), and its payloads follow
     /// only the rows that went in.
     fn group_insert(group: &[&NewDelivery]) -> QueryBuilder<Postgres> {
-        let mut q = QueryBuilder::new("WITH v AS (SELECT * FROM unnest(");
+        let mut q = QueryBuilder::new("WITH v AS (SELECT *, ");
+        q.push(ignored_sql("v.sender", "v.note"));
+        q.push(" AS ignored FROM unnest(");
         let mut columns = q.separated(", ");
         columns.push_bind(group.iter().map(|d| d.id.as_str()).collect::<Vec<_>>());
         columns.push_bind(group.iter().map(|d| d.event.as_str()).collect::<Vec<_>>());
@@ -52,15 +54,25 @@ impl Backend for Postgres {
         columns.push_bind(group.iter().map(|d| d.received_at).collect::<Vec<_>>());
         columns.push_bind(group.iter().map(|d| pack(&d.payload)).collect::<Vec<_>>());
         columns.push_bind(group.iter().map(|d| d.digest.as_deref()).collect::<Vec<_>>());
+        columns.push_bind(
+            group
+                .iter()
+                .map(|d| d.ignore.as_ref().and_then(|i| i.unless_synced.map(|id| id.get())))
+                .collect::<Vec<_>>(),
+        );
+        columns.push_bind(group.iter().map(|d| d.ignore.as_ref().map(|i| i.note.as_str())).collect::<Vec<_>>());
+        // An ignored delivery goes in settled, without the digest only the worker reads.
         q.push(
-            ") AS v (id, event, action, at, packed, digest)), \
-             fresh AS (INSERT INTO webhook_deliveries \
-             (delivery_id, event, action, state, attempts, received_at, next_attempt_at, digest) \
-             SELECT id, event, action, 'pending', 0, at, at, digest FROM v \
-             ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id), \
+            ") AS v (id, event, action, at, packed, digest, sender, note)), \
+             fresh AS (INSERT INTO webhook_deliveries (delivery_id, event, action, state, attempts, received_at, \
+             next_attempt_at, digest, last_error, completed_at) \
+             SELECT id, event, action, CASE WHEN ignored THEN 'ignored' ELSE 'pending' END, 0, at, at, \
+             CASE WHEN ignored THEN NULL ELSE digest END, CASE WHEN ignored THEN note END, \
+             CASE WHEN ignored THEN at END FROM v \
+             ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id, state), \
              payloads AS (INSERT INTO webhook_payloads (delivery_id, payload, packed) \
              SELECT v.id, '', v.packed FROM v WHERE v.id IN (SELECT delivery_id FROM fresh)) \
-             SELECT delivery_id FROM fresh",
+             SELECT delivery_id, state FROM fresh",
         );
         q
     }

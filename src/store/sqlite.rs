@@ -11,7 +11,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{QueryBuilder, Sqlite};
 
 use super::sql::packed::pack;
-use super::sql::{Backend, SqlStore};
+use super::sql::{Backend, SqlStore, ignored_sql};
 use super::sqlite_group::SqliteGroupCommit;
 use super::{GroupCommit, StoreError, StoreResult};
 use crate::domain::{NewDelivery, Settlement};
@@ -51,19 +51,28 @@ impl Backend for Sqlite {
     /// A script from `BEGIN` to `COMMIT`: one round trip to sqlx's thread. Only an
     /// in-memory database takes this path; a file's groups go to its committer.
     fn group_insert(group: &[&NewDelivery]) -> QueryBuilder<Sqlite> {
-        let mut q = QueryBuilder::new(format!("{}; INSERT INTO webhook_deliveries ", Self::BEGIN_WRITE));
-        q.push("(delivery_id, event, action, state, attempts, received_at, next_attempt_at, digest) ");
+        // `VALUES` names its columns column1, column2, …; an ignored delivery goes in
+        // settled, without the digest only the worker reads. (`WHERE true`: SQLite's
+        // parser would take `ON` for a join's.)
+        let mut q = QueryBuilder::new(format!(
+            "{}; INSERT INTO webhook_deliveries (delivery_id, event, action, state, attempts, received_at, \
+             next_attempt_at, digest, last_error, completed_at) \
+             SELECT column1, column2, column3, CASE WHEN ignored THEN 'ignored' ELSE 'pending' END, 0, column4, \
+             column4, CASE WHEN ignored THEN NULL ELSE column5 END, CASE WHEN ignored THEN column7 END, \
+             CASE WHEN ignored THEN column4 END FROM (SELECT *, {} AS ignored FROM (",
+            Self::BEGIN_WRITE,
+            ignored_sql("column6", "column7")
+        ));
         q.push_values(group, |mut row, d| {
             row.push_bind(d.id.as_str())
                 .push_bind(d.event.as_str())
                 .push_bind(d.action.as_deref())
-                .push("'pending'")
-                .push("0")
                 .push_bind(d.received_at)
-                .push_bind(d.received_at)
-                .push_bind(d.digest.as_deref());
+                .push_bind(d.digest.as_deref())
+                .push_bind(d.ignore.as_ref().and_then(|i| i.unless_synced.map(|id| id.get())))
+                .push_bind(d.ignore.as_ref().map(|i| i.note.as_str()));
         });
-        q.push(" ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id");
+        q.push(")) WHERE true ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id, state");
         q.push("; INSERT INTO webhook_payloads (delivery_id, payload, packed) ");
         q.push_values(group, |mut row, d| {
             row.push_bind(d.id.as_str()).push("''").push_bind(pack(&d.payload));

@@ -15,12 +15,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use sqlx::pool::PoolConnection;
 use sqlx::{Sqlite, SqlitePool};
 use tokio::runtime::Handle;
 
 use super::group_commit::GroupCommitter;
+use super::sql::ignored_sql;
 use super::sql::packed::pack;
 use super::{StoreError, StoreResult, sqlite_refuses};
 use crate::domain::{InsertOutcome, NewDelivery};
@@ -29,8 +30,20 @@ use crate::domain::{InsertOutcome, NewDelivery};
 /// few groups' worth, so the worker's claim waits that long at most.
 const TURN: Duration = Duration::from_millis(10);
 
-const INSERT_ROW: &str = "INSERT INTO webhook_deliveries (delivery_id, event, action, state, attempts, received_at, \
-     next_attempt_at, digest) VALUES (?1, ?2, ?3, 'pending', 0, ?4, ?4, ?5) ON CONFLICT (delivery_id) DO NOTHING";
+/// A delivery's row; one the worker would only ignore goes in settled
+/// (`ignored_sql`), without the digest only the worker reads.
+/// Returns its state, or nothing for a GUID already stored. (`WHERE true`:
+/// SQLite's parser would take `ON` for a join's.)
+fn insert_row() -> String {
+    format!(
+        "INSERT INTO webhook_deliveries (delivery_id, event, action, state, attempts, received_at, next_attempt_at, \
+         digest, last_error, completed_at) SELECT ?1, ?2, ?3, CASE WHEN ignored THEN 'ignored' ELSE 'pending' END, \
+         0, ?4, ?4, CASE WHEN ignored THEN NULL ELSE ?5 END, CASE WHEN ignored THEN ?7 END, \
+         CASE WHEN ignored THEN ?4 END FROM (SELECT {} AS ignored) WHERE true \
+         ON CONFLICT (delivery_id) DO NOTHING RETURNING state",
+        ignored_sql("?6", "?7")
+    )
+}
 /// The payload packed (`sql/packed.rs`).
 const INSERT_PAYLOAD: &str = "INSERT INTO webhook_payloads (delivery_id, payload, packed) VALUES (?1, '', ?2)";
 /// A row whose payload the database refused goes too: a delivery is stored whole or not at all.
@@ -41,6 +54,8 @@ pub(super) struct SqliteGroupCommit {
     /// The sqlx writer pool: its one connection is the process's write turn.
     writers: SqlitePool,
     turn: Option<(PoolConnection<Sqlite>, Instant)>,
+    /// `insert_row()`, made once.
+    insert_row: String,
     /// The runtime the pool lives on (the committer's thread is not one of its own).
     rt: Handle,
 }
@@ -54,7 +69,7 @@ impl SqliteGroupCommit {
         // WAL is the file's own setting, made when the pool opened it; these two are per connection.
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
-        Ok(Self { conn, writers, turn: None, rt: Handle::current() })
+        Ok(Self { conn, writers, turn: None, insert_row: insert_row(), rt: Handle::current() })
     }
 
     fn take_turn(&mut self) -> StoreResult<()> {
@@ -72,18 +87,27 @@ impl SqliteGroupCommit {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut outcomes = Vec::with_capacity(group.len());
         {
-            let (mut row, mut payload) = (tx.prepare_cached(INSERT_ROW)?, tx.prepare_cached(INSERT_PAYLOAD)?);
+            let (mut row, mut payload) = (tx.prepare_cached(&self.insert_row)?, tx.prepare_cached(INSERT_PAYLOAD)?);
             for d in group {
                 let at = sqlx_text(d.received_at);
-                let outcome = match row.execute(params![
-                    d.id.as_str(),
-                    d.event.as_str(),
-                    d.action.as_deref(),
-                    at,
-                    d.digest.as_deref()
-                ]) {
-                    Ok(0) => Ok(InsertOutcome::Duplicate),
-                    Ok(_) => match payload.execute(params![d.id.as_str(), pack(&d.payload)]) {
+                let inserted = row
+                    .query_row(
+                        params![
+                            d.id.as_str(),
+                            d.event.as_str(),
+                            d.action.as_deref(),
+                            at,
+                            d.digest.as_deref(),
+                            d.ignore.as_ref().and_then(|i| i.unless_synced.map(|id| id.get())),
+                            d.ignore.as_ref().map(|i| i.note.as_str())
+                        ],
+                        |r| r.get::<_, String>(0),
+                    )
+                    .optional();
+                let outcome = match inserted {
+                    Ok(None) => Ok(InsertOutcome::Duplicate),
+                    Ok(Some(state)) => match payload.execute(params![d.id.as_str(), pack(&d.payload)]) {
+                        Ok(_) if state == "ignored" => Ok(InsertOutcome::Ignored),
                         Ok(_) => Ok(InsertOutcome::Inserted),
                         Err(e) if refused(&e) => {
                             tx.prepare_cached(UNDO_ROW)?.execute(params![d.id.as_str()])?;

@@ -14,11 +14,11 @@ use tokio::sync::Notify;
 use tracing::Instrument;
 
 use super::body::{BodyGate, Held};
-use super::event::read_body;
+use super::event::{Event, parse_event, read_body};
 use super::refusals::RefusalLog;
 use super::signature::{SignatureError, verify};
 use super::writer::Writer;
-use crate::domain::{DeliveryId, EventName, InsertOutcome, NewDelivery};
+use crate::domain::{DeliveryId, EventName, Ignore, InsertOutcome, NewDelivery, not_synced};
 use crate::metrics::Metrics;
 use crate::store::StoreError;
 use crate::telemetry::RequestLabel;
@@ -120,8 +120,16 @@ pub async fn check(
     }
     let read = read_body(&body).map_err(|e| IngestError::BadRequest(format!("body is not valid JSON: {e}")))?;
     let payload = String::from_utf8(body).map_err(|_| IngestError::BadRequest("body is not UTF-8".into()))?;
+    // The worker's own reading of the digest: what it would only ignore is settled as it goes in.
+    let ignore = match read.digest.as_deref().map(|digest| parse_event(&event, digest)) {
+        Some(Ok(Event::Activity { sender })) => {
+            Some(Ignore { note: not_synced(&sender), unless_synced: Some(sender.id) })
+        }
+        Some(Ok(Event::Ignored(why))) => Some(Ignore { note: why, unless_synced: None }),
+        _ => None,
+    };
     let delivery =
-        NewDelivery { id, event, action: read.action, payload, digest: read.digest, received_at: Utc::now() };
+        NewDelivery { id, event, action: read.action, payload, digest: read.digest, ignore, received_at: Utc::now() };
     Ok((delivery, held))
 }
 
@@ -158,6 +166,12 @@ async fn store(delivery: NewDelivery, state: &Ingest) -> Result<HttpResponse, In
         InsertOutcome::Inserted => {
             state.metrics.deliveries.with_label_values(&[event.as_str(), "accepted"]).inc();
             state.inbox_notify.notify_one();
+            HttpResponse::Accepted().json(body)
+        }
+        InsertOutcome::Ignored => {
+            // Settled at once: counted as the worker counts what it ignores, and not woken.
+            state.metrics.deliveries.with_label_values(&[event.as_str(), "accepted"]).inc();
+            state.metrics.deliveries.with_label_values(&[event.as_str(), "ignored"]).inc();
             HttpResponse::Accepted().json(body)
         }
         InsertOutcome::Duplicate => {

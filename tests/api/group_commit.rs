@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use ghsync::domain::{DeliveryId, EventName, InsertOutcome, Lease, NewDelivery};
+use ghsync::domain::{DeliveryId, DeliveryState, EventName, GitHubUserId, Ignore, InsertOutcome, Lease, NewDelivery};
 use ghsync::store::{GroupCommit, GroupCommitter, Store};
 use sqlx::Connection;
 
@@ -23,6 +23,7 @@ fn delivery(guid: &str, payload: &str, at: chrono::DateTime<Utc>) -> NewDelivery
         action: Some("created".into()),
         payload: payload.into(),
         digest: None,
+        ignore: None,
         received_at: at,
     }
 }
@@ -202,5 +203,89 @@ crate::both_backends! {
         store.insert_deliveries(&[delivery(new, r#"{"stored":"packed"}"#, at)]).await.unwrap();
         let now = at + chrono::Duration::seconds(1);
         assert_eq!(claim_payloads(&store, now).await, [(old.to_owned(), r#"{"stored":"as text"}"#.to_owned()), (new.to_owned(), r#"{"stored":"packed"}"#.to_owned())]);
+    }
+}
+
+/// A group of six, each marked as ingest marks it: activity by a synced user,
+/// by one with syncing off, by a revoked one, by a stranger; an event nobody
+/// acts on; and one the worker must read. GUIDs begin with `prefix`.
+fn mixed_group(prefix: char, at: chrono::DateTime<Utc>) -> Vec<NewDelivery> {
+    let ignore = |sender: Option<i64>| Ignore {
+        note: format!("about {sender:?}"),
+        unless_synced: sender.map(|id| GitHubUserId::new(id).unwrap()),
+    };
+    let marks = [
+        Some(ignore(Some(77))),
+        Some(ignore(Some(78))),
+        Some(ignore(Some(79))),
+        Some(ignore(Some(80))),
+        Some(ignore(None)),
+        None,
+    ];
+    marks
+        .into_iter()
+        .enumerate()
+        .map(|(n, ignore)| NewDelivery {
+            ignore,
+            ..delivery(
+                &format!("{prefix}{n}{prefix}{prefix}{prefix}{prefix}{prefix}{prefix}-2222-0000-0000-000000000000"),
+                "{}",
+                at,
+            )
+        })
+        .collect()
+}
+
+crate::both_backends! {
+    async fn what_the_worker_would_only_ignore_goes_in_settled_unless_its_sender_is_a_user_we_sync(backend: Backend) {
+        // Arrange: user 77 is synced, 78 has syncing turned off, 79 revoked; 80 is nobody.
+        let db = TestDb::create(backend).await;
+        let store = open_store(&db).await;
+        let at = Utc::now().round_subsecs(3);
+        for id in [77, 78, 79] {
+            let login = ghsync::domain::Login::from_github(&format!("user{id}")).unwrap();
+            let account = ghsync::domain::Account {
+                id: GitHubUserId::new(id).unwrap(),
+                login,
+                node_id: None,
+                avatar_url: None,
+                kind: ghsync::domain::AccountKind::User,
+                installation_id: None,
+            };
+            store.track_user(&account, at).await.unwrap();
+        }
+        db.execute("UPDATE users SET sync_enabled = false WHERE github_id = 78").await;
+        db.execute("UPDATE users SET status = 'revoked' WHERE github_id = 79").await;
+
+        // Act: the group through the store, and (SQLite) again through the request path's committer.
+        let mut runs = vec![store.insert_deliveries(&mixed_group('a', at)).await.unwrap()];
+        if backend == Backend::Sqlite {
+            let mut committer = committer(&store).await;
+            let outcomes = off_runtime(move || {
+                let outcomes = committer.commit(&mixed_group('b', at));
+                committer.pause();
+                outcomes
+            })
+            .await;
+            runs.push(outcomes.into_iter().map(Result::unwrap).collect());
+        }
+        let again = store.insert_deliveries(&mixed_group('a', at)).await.unwrap();
+
+        // Assert: only the synced user's activity and the unmarked one are left for the worker.
+        use InsertOutcome::{Duplicate, Ignored, Inserted};
+        for outcomes in &runs {
+            assert_eq!(outcomes, &[Inserted, Ignored, Ignored, Ignored, Ignored, Inserted]);
+        }
+        assert_eq!(again, [Duplicate; 6], "a redelivery of a settled one is still a duplicate");
+        let claimed = claim_payloads(&store, at + chrono::Duration::seconds(1)).await;
+        let claimed: Vec<&str> = claimed.iter().map(|(guid, _)| &guid[..2]).collect();
+        let expected: &[&str] = if backend == Backend::Sqlite { &["a0", "a5", "b0", "b5"] } else { &["a0", "a5"] };
+        assert_eq!(claimed, expected);
+        let stray = store.delivery(&mixed_group('a', at)[3].id).await.unwrap().unwrap();
+        assert_eq!((stray.state, stray.attempts), (DeliveryState::Ignored, 0));
+        assert_eq!(stray.last_error.as_deref(), Some("about Some(80)"), "settled with its note");
+        let finished = "SELECT COUNT(*) FROM webhook_deliveries WHERE completed_at IS NOT NULL AND digest IS NULL";
+        assert_eq!(db.count(finished).await, 4 * runs.len() as i64, "each ignored one is stamped complete");
+        assert_eq!(db.count("SELECT COUNT(*) FROM webhook_payloads").await, 6 * runs.len() as i64, "every body kept");
     }
 }

@@ -154,18 +154,45 @@ both_backends! {
         // Act
         let from_stranger = app.deliver("star", &payloads::simple_event_with_sender(&stranger)).await;
         let unknown = app.deliver("brand_new_event", &json!({"action": "happened", "thing": {"id": 1}})).await;
-        app.drain_inbox().await;
 
-        // Assert
-        assert_eq!(delivery_state(&app, &from_stranger).await, (DeliveryState::Ignored, 1));
-        assert_eq!(delivery_state(&app, &unknown).await, (DeliveryState::Ignored, 1));
+        // Assert: both went in settled, with their answer: no worker claimed either (0 attempts).
+        assert_eq!(delivery_state(&app, &from_stranger).await, (DeliveryState::Ignored, 0));
+        assert_eq!(delivery_state(&app, &unknown).await, (DeliveryState::Ignored, 0));
+        let note = |guid: &str| {
+            let store = app.store().clone();
+            let id = DeliveryId::parse(guid).unwrap();
+            async move { store.delivery(&id).await.unwrap().unwrap().last_error.unwrap_or_default() }
+        };
+        assert_eq!(note(&from_stranger).await, format!("sender {} is not a user we sync", stranger.login));
+        assert_eq!(note(&unknown).await, "no sender", "the worker's own words");
         assert!(app.user(6090).await.is_none(), "activity does not start tracking anyone");
         assert_eq!(app.github.stats().rest_user_fetches, 0);
-        // Each went in with its digest, which is what the worker read (`read_body` in `webhook/event.rs`).
-        let digests = "SELECT COUNT(*) FROM webhook_deliveries WHERE digest IS NOT NULL AND length(digest) < 300";
-        assert_eq!(app.db.count(digests).await, 2);
+        // Their bodies are kept; the digest, which only the worker reads, is not.
+        assert_eq!(app.db.count("SELECT COUNT(*) FROM webhook_payloads").await, 2);
+        assert_eq!(app.db.count("SELECT COUNT(*) FROM webhook_deliveries WHERE digest IS NOT NULL").await, 0);
         let stats = app.store().inbox_stats().await.unwrap();
         assert_eq!((stats.pending, stats.failed), (0, 0));
+    }
+
+    async fn activity_by_a_user_we_sync_waits_for_the_worker_with_its_digest(backend: Backend) {
+        // Arrange: a synced user, and a stranger who shares nothing with them.
+        let app = spawn_app(backend).await;
+        let user = installed_and_synced(&app, 6092).await;
+        let stranger = FakeUser::sample(6093);
+        app.github.add_user(stranger.clone());
+        app.github.edit_user(6092, |u| u.name = Some("Starred Something".into()));
+
+        // Act
+        let by_user = app.deliver("star", &payloads::simple_event_with_sender(&user)).await;
+        let by_stranger = app.deliver("star", &payloads::simple_event_with_sender(&stranger)).await;
+        app.drain_inbox().await;
+
+        // Assert: the user's star went in pending, with its digest, and the worker applied it.
+        assert_eq!(delivery_state(&app, &by_user).await, (DeliveryState::Done, 1));
+        assert_eq!(delivery_state(&app, &by_stranger).await, (DeliveryState::Ignored, 0));
+        app.user_where(6092, "the refresh after the star", |u| u.name.as_deref() == Some("Starred Something")).await;
+        let digests = "SELECT COUNT(*) FROM webhook_deliveries WHERE digest IS NOT NULL AND length(digest) < 300";
+        assert_eq!(app.db.count(digests).await, 1, "the user's star only");
     }
 
     async fn a_broken_installation_event_is_parked_as_failed_and_health_says_degraded(backend: Backend) {

@@ -40,6 +40,7 @@ mod retention {
             action: Some("created".into()),
             payload: "{}".into(),
             digest: None,
+            ignore: None,
             received_at: Utc::now(),
         }
     }

@@ -100,6 +100,7 @@ both_backends! {
             action: Some("created\u{0}".into()),
             payload: "{}".into(),
             digest: None,
+            ignore: None,
             received_at: t0(),
         };
         let outcome = store.insert_deliveries(std::slice::from_ref(&delivery)).await;
@@ -123,6 +124,7 @@ both_backends! {
             action: None,
             payload: payload.into(),
             digest: guid.starts_with('c').then(|| r#"{"digest":"c"}"#.into()),
+            ignore: None,
             received_at: t0,
         };
         let (a, b, c) = ("aaaaaaaa-0000-0000-0000-000000000000", "bbbbbbbb-0000-0000-0000-000000000000", "cccccccc-0000-0000-0000-000000000000");
@@ -158,6 +160,7 @@ both_backends! {
                 action: None,
                 payload: "{}".into(),
                 digest: None,
+                ignore: None,
                 received_at: t0,
             })
             .collect();
@@ -283,6 +286,7 @@ both_backends! {
             action: None,
             payload: "{}".into(),
             digest: None,
+            ignore: None,
             received_at: t0,
         };
         store.insert_deliveries(std::slice::from_ref(&delivery)).await.unwrap();

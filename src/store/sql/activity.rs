@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, QueryBuilder, Row as _, Type};
 
-use super::{Backend, SqlStore};
+use super::{Backend, SYNCED_USER, SqlStore};
 use crate::domain::{Account, GitHubUserId};
 use crate::store::StoreResult;
 
@@ -39,9 +39,9 @@ where
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let mut select = QueryBuilder::<DB>::new(
-            "SELECT github_id, last_synced_at FROM users WHERE status = 'active' AND sync_enabled AND github_id IN (",
-        );
+        let mut select = QueryBuilder::<DB>::new(format!(
+            "SELECT github_id, last_synced_at FROM users WHERE {SYNCED_USER} AND github_id IN ("
+        ));
         // A round's senders repeat (one user's pushes, comments, stars): each is asked once.
         let mut distinct: Vec<i64> = ids.iter().map(|id| id.get()).collect();
         distinct.sort_unstable();
@@ -105,10 +105,11 @@ where
              updated_at = ",
         );
         update.push_bind(now);
-        update.push(
+        // `SYNCED_USER`'s columns unqualified: `v` has none of their names.
+        update.push(format!(
             " FROM v WHERE users.github_id = v.uid AND users.github_id IN (SELECT github_id FROM locked) \
-             AND users.status = 'active' AND users.sync_enabled RETURNING github_id",
-        );
+             AND {SYNCED_USER} RETURNING github_id"
+        ));
         let mut noted = Vec::with_capacity(rows.len());
         for row in update.build().fetch_all(&self.writer).await? {
             noted.push(GitHubUserId::new(row.try_get(0)?).map_err(|e| super::rows::corrupt("github_id", e))?);

@@ -1,6 +1,6 @@
 //! The webhook inbox and the missed-delivery sweep's memory.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -67,15 +67,19 @@ where
                 return Err(e.into());
             }
         };
-        let mut inserted = HashSet::with_capacity(returned.len());
+        let mut inserted = HashMap::with_capacity(returned.len());
         for row in &returned {
-            inserted.insert(row.try_get::<String, _>(0)?);
+            let state = match row.try_get::<String, _>(1)?.as_str() {
+                "ignored" => InsertOutcome::Ignored,
+                _ => InsertOutcome::Inserted,
+            };
+            inserted.insert(row.try_get::<String, _>(0)?, state);
         }
         // The first of a GUID's copies is the one that went in; any other is its duplicate.
         let mut outcomes = vec![InsertOutcome::Duplicate; deliveries.len()];
         for i in order {
-            if inserted.remove(deliveries[i].id.as_str()) {
-                outcomes[i] = InsertOutcome::Inserted;
+            if let Some(outcome) = inserted.remove(deliveries[i].id.as_str()) {
+                outcomes[i] = outcome;
             }
         }
         Ok(outcomes)

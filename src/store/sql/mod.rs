@@ -62,12 +62,28 @@ pub trait Backend: Database {
     fn group_commit(store: &SqlStore<Self>) -> StoreResult<GroupCommit>;
     /// A group of new deliveries (distinct GUIDs, ascending), their rows and
     /// packed payloads, as one call to the database. The query returns the
-    /// GUIDs inserted; a GUID already stored is skipped, its payload unwritten.
+    /// GUIDs inserted, each with its state (`pending`, or `ignored` for activity
+    /// by someone we do not sync: `ignored_sql`); a GUID already stored is
+    /// skipped, its payload unwritten.
     fn group_insert(group: &[&NewDelivery]) -> QueryBuilder<Self>;
     /// Pushes a query whose rows are the settlements, as
     /// `(guid, state, note, retry_at)`: the source of a round's settlement
     /// (`inbox_round.rs`).
     fn push_settlements(q: &mut QueryBuilder<Self>, settlements: &[Settlement]);
+}
+
+/// A user whose activity makes them due (`activity.rs`); activity by anyone
+/// else is ignored. The one test, in every statement that asks.
+pub(super) const SYNCED_USER: &str = "status = 'active' AND sync_enabled";
+
+/// True for a delivery of a group insert that goes in settled as ignored
+/// (`NewDelivery::ignore`): one with a note, unless its sender is a user we
+/// sync. `sender` and `note` are the SQL for the two (`Ignore`'s fields).
+pub(super) fn ignored_sql(sender: &str, note: &str) -> String {
+    format!(
+        "({note} IS NOT NULL AND ({sender} IS NULL OR NOT EXISTS \
+         (SELECT 1 FROM users WHERE github_id = {sender} AND {SYNCED_USER})))"
+    )
 }
 
 /// GUIDs bound in one statement at most (SQLite takes 32,766 binds, PostgreSQL 65,535).
