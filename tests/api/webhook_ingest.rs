@@ -4,7 +4,7 @@
 use crate::both_backends;
 use crate::helpers::{Options, SECRET, spawn_app, spawn_app_with};
 use fake_github::sign_webhook;
-use ghsync::domain::DeliveryId;
+use ghsync::domain::{DeliveryId, DeliveryState};
 
 const BODY: &str = r#"{"action":"created","sender":{"login":"octocat","id":1,"type":"User"}}"#;
 
@@ -146,10 +146,15 @@ both_backends! {
         let first = post(&app, Some("star"), Some(&guid), BODY.into(), Some(signature.clone())).await;
         assert_eq!(first.status().as_u16(), 202);
         app.drain_inbox().await;
+        let id = DeliveryId::parse(&guid).unwrap();
+        let settled = app.store().delivery(&id).await.unwrap().unwrap();
         let again = post(&app, Some("star"), Some(&guid), BODY.into(), Some(signature)).await;
         assert_eq!(again.status().as_u16(), 200);
-        let stored = app.store().delivery(&DeliveryId::parse(&guid).unwrap()).await.unwrap().unwrap();
-        assert_eq!(stored.attempts, 1, "applied once, not again");
+        app.drain_inbox().await;
+        let stored = app.store().delivery(&id).await.unwrap().unwrap();
+        assert_eq!(settled.state, DeliveryState::Ignored, "a stranger's star");
+        assert_eq!((stored.state, stored.attempts), (settled.state, settled.attempts), "stored once, not again");
+        assert_eq!(app.db.count("SELECT COUNT(*) FROM webhook_deliveries").await, 1);
     }
 
     async fn during_rotation_either_secret_is_accepted(backend: Backend) {
