@@ -5,7 +5,9 @@
 //! `benches/wrk-webhook.lua` (a real 6.8 KB `star` payload, a fresh GUID each
 //! time) when wrk is installed, else this process at concurrency 32; the
 //! steady 2,000/s comes from this process. Every 202 is a committed delivery.
-//! After the burst, the inbox's backlog is timed until it is applied.
+//! After the burst, the inbox's backlog is timed until it is applied. The
+//! payload's sender is nobody we sync, so each goes in settled as ignored; a
+//! second burst, with the sender tracked, is all the inbox worker's.
 //!
 //! Run: `cargo bench --bench ingest` (`GHSYNC_BENCH_BURST_SECONDS=60` for a
 //! longer burst than 8 s). Goals (issue 11): ≥ 15,000/s on SQLite,
@@ -196,16 +198,42 @@ async fn bench(name: &str, url: String) -> anyhow::Result<()> {
     let (by, rate, p50, p99) = burst(&client, &endpoint, &body, &signature).await?;
     let backlog = pending().await?;
     let drained = drain().await?;
+    // The same burst again, its sender now a user we sync: every delivery is the worker's
+    // (a stranger's star goes in settled as ignored), and marks that one user due.
+    track_sender(&url, &body).await?;
+    let (_, tracked_rate, _, tracked_p99) = burst(&client, &endpoint, &body, &signature).await?;
+    let (tracked_backlog, tracked_drained) = (pending().await?, drain().await?);
     println!(
         "{name:<9} burst ({by}, {CONNECTIONS} connections, {} s): {rate:>6.0} deliveries/s, p50 {p50}, p99 {p99} | \
          steady {RATE}/s: p50 {:.2} ms, p99 {:.2} ms (just started: p99 {:.2} ms) | \
-         backlog at the burst's end {backlog}, applied in {:.1} s\n          steady's tail: {tail}",
+         backlog at the burst's end {backlog}, applied in {:.1} s\n          \
+         sender tracked: {tracked_rate:>6.0} deliveries/s, p99 {tracked_p99}, every one the worker's; \
+         backlog at the burst's end {tracked_backlog}, applied in {:.1} s\n          steady's tail: {tail}",
         burst_seconds(),
         percentile(&steady, 0.50).as_secs_f64() * 1e3,
         percentile(&steady, 0.99).as_secs_f64() * 1e3,
         percentile(&started, 0.99).as_secs_f64() * 1e3,
         drained.as_secs_f64(),
+        tracked_drained.as_secs_f64(),
     );
+    Ok(())
+}
+
+/// Makes the payload's sender a user we sync, as signing up would.
+async fn track_sender(url: &str, body: &[u8]) -> anyhow::Result<()> {
+    use ghsync::domain::{Account, AccountKind, GitHubUserId, Login};
+    let payload: serde_json::Value = serde_json::from_slice(body)?;
+    let sender = &payload["sender"];
+    let account = Account {
+        id: GitHubUserId::new(sender["id"].as_i64().unwrap_or_default())?,
+        login: Login::from_github(sender["login"].as_str().unwrap_or_default())?,
+        node_id: None,
+        avatar_url: None,
+        kind: AccountKind::User,
+        installation_id: None,
+    };
+    let settings = ghsync::config::DatabaseSettings { url: secrecy::SecretString::from(url.to_owned()) };
+    ghsync::store::open(&settings).await?.track_user(&account, chrono::Utc::now()).await?;
     Ok(())
 }
 
