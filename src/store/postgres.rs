@@ -18,12 +18,16 @@ const IDLE_IN_TRANSACTION: &str = "10s";
 /// Connections this process opens at most (readers and writers together).
 const POOL: u32 = 16;
 
-/// Groups of webhook deliveries committing at once. One group at a time left
-/// the server idle between a commit and the next; four made the groups so
-/// small (~6 deliveries under wrk's 32 connections) that each statement's and
-/// each commit's fixed cost took the server's CPU: with two, 15-20 % less CPU
-/// a delivery and ~8 % more of them a second (interleaved runs of each).
-const IN_FLIGHT: usize = 2;
+/// Groups of webhook deliveries committing at once. Each statement and each
+/// commit has a fixed cost on the server, so larger groups cost less CPU a
+/// delivery; a second group in flight keeps the server busy between one
+/// commit and the next, but halves the groups. While the worker claimed and
+/// settled every delivery, two in flight did best (15-20 % less CPU a
+/// delivery than four, ~8 % more deliveries a second than one). Since a
+/// stranger's activity goes in settled, the request path's commits are most
+/// of the server's work, and one at a time does best: 15,404-18,316/s against
+/// 11,770-13,667/s with two (wrk, 3 interleaved rounds of 1, 2, 3 and 4).
+const IN_FLIGHT: usize = 1;
 
 /// Readers and writers share one pool: PostgreSQL takes concurrent writers.
 pub type PgStore = SqlStore<Postgres>;
