@@ -299,11 +299,15 @@ async fn webhooks_posted_round_robin_to_three_replicas_are_each_applied_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_a_reconcile_beside_a_serve_pass_over_a_slow_github_fetches_no_user_twice() {
-    // Arrange: `serve` on a SQLite file; GitHub answers after 3 s, longer than the 2 s lease,
+    // Arrange: `serve` on a SQLite file; GitHub answers after 7 s, longer than the 5 s lease,
     // so only renewals keep a batch's users from being claimed again by the other process.
+    // Not the file's 2 s: a renewal is a write, and under the whole suite's load a SQLite
+    // commit (its fsync) has stalled past the two renewals a 2 s lease may miss, which is
+    // a lease lost (once in the full suite, never alone or beside busy CPUs).
     const USERS: i64 = 300;
+    const LEASE: [(&str, &str); 1] = [("GHSYNC_LEASE", "5s")];
     let fake: FakeGitHub = fake_with_users(USERS, Duration::ZERO).await;
-    fake.set_faults(Faults { user_answer_delay: Duration::from_secs(3), ..Faults::default() });
+    fake.set_faults(Faults { user_answer_delay: Duration::from_secs(7), ..Faults::default() });
     let db = TestDb::create(Backend::Sqlite).await;
     let dir = tempfile::tempdir().unwrap();
     let client = reqwest::Client::new();
