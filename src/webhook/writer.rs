@@ -3,8 +3,8 @@
 //! own disk flush. The writer takes whatever arrived while the last commit ran
 //! and commits it in one transaction: the same guarantee, far fewer flushes.
 //! How a group is committed is the backend's to say (`store/group_commit.rs`):
-//! several at once through the store (PostgreSQL), or on a thread of the
-//! writer's own (SQLite).
+//! through the store, as many groups at once as the backend says (PostgreSQL:
+//! one, `store/postgres.rs` says why), or on a thread of the writer's own (SQLite).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
