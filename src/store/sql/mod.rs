@@ -62,8 +62,8 @@ pub trait Backend: Database {
     fn group_commit(store: &SqlStore<Self>) -> StoreResult<GroupCommit>;
     /// A group of new deliveries (distinct GUIDs, ascending), their rows and
     /// packed payloads, as one call to the database. The query returns the
-    /// GUIDs inserted, each with its state (`pending`, or `ignored` for activity
-    /// by someone we do not sync: `ignored_sql`); a GUID already stored is
+    /// GUIDs inserted, each with its state (`pending`, or `ignored` for one the
+    /// worker would only ignore: `ignored_sql`); a GUID already stored is
     /// skipped, its payload unwritten.
     fn group_insert(group: &[&NewDelivery]) -> QueryBuilder<Self>;
     /// Pushes a query whose rows are the settlements, as
