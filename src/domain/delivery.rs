@@ -34,6 +34,16 @@ pub struct Ignore {
     pub unless_synced: Option<GitHubUserId>,
 }
 
+impl NewDelivery {
+    /// `ignore`'s sender id and note, as the group insert binds them (each NULL when unset).
+    pub fn ignore_columns(&self) -> (Option<i64>, Option<&str>) {
+        match &self.ignore {
+            Some(ignore) => (ignore.unless_synced.map(GitHubUserId::get), Some(ignore.note.as_str())),
+            None => (None, None),
+        }
+    }
+}
+
 /// Why activity by `sender` was ignored: the one wording, at ingest and in the worker.
 pub fn not_synced(sender: &Account) -> String {
     format!("sender {} is not a user we sync", sender.login)

@@ -58,13 +58,9 @@ impl Backend for Postgres {
         columns.push_bind(group.iter().map(|d| d.received_at).collect::<Vec<_>>());
         columns.push_bind(group.iter().map(|d| pack(&d.payload)).collect::<Vec<_>>());
         columns.push_bind(group.iter().map(|d| d.digest.as_deref()).collect::<Vec<_>>());
-        columns.push_bind(
-            group
-                .iter()
-                .map(|d| d.ignore.as_ref().and_then(|i| i.unless_synced.map(|id| id.get())))
-                .collect::<Vec<_>>(),
-        );
-        columns.push_bind(group.iter().map(|d| d.ignore.as_ref().map(|i| i.note.as_str())).collect::<Vec<_>>());
+        let (senders, notes): (Vec<_>, Vec<_>) = group.iter().map(|d| d.ignore_columns()).unzip();
+        columns.push_bind(senders);
+        columns.push_bind(notes);
         // An ignored delivery goes in settled, without the digest only the worker reads.
         q.push(
             ") AS v (id, event, action, at, packed, digest, sender, note)), \

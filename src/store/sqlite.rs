@@ -64,13 +64,14 @@ impl Backend for Sqlite {
             ignored_sql("column6", "column7")
         ));
         q.push_values(group, |mut row, d| {
+            let (sender, note) = d.ignore_columns();
             row.push_bind(d.id.as_str())
                 .push_bind(d.event.as_str())
                 .push_bind(d.action.as_deref())
                 .push_bind(d.received_at)
                 .push_bind(d.digest.as_deref())
-                .push_bind(d.ignore.as_ref().and_then(|i| i.unless_synced.map(|id| id.get())))
-                .push_bind(d.ignore.as_ref().map(|i| i.note.as_str()));
+                .push_bind(sender)
+                .push_bind(note);
         });
         q.push(")) WHERE true ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id, state");
         q.push("; INSERT INTO webhook_payloads (delivery_id, payload, packed) ");

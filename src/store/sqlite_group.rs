@@ -90,6 +90,7 @@ impl SqliteGroupCommit {
             let (mut row, mut payload) = (tx.prepare_cached(&self.insert_row)?, tx.prepare_cached(INSERT_PAYLOAD)?);
             for d in group {
                 let at = sqlx_text(d.received_at);
+                let (sender, note) = d.ignore_columns();
                 let inserted = row
                     .query_row(
                         params![
@@ -98,8 +99,8 @@ impl SqliteGroupCommit {
                             d.action.as_deref(),
                             at,
                             d.digest.as_deref(),
-                            d.ignore.as_ref().and_then(|i| i.unless_synced.map(|id| id.get())),
-                            d.ignore.as_ref().map(|i| i.note.as_str())
+                            sender,
+                            note
                         ],
                         |r| r.get::<_, String>(0),
                     )

@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Account, EventName, InstallationId, InstallationRecord, InstallationState};
+use crate::domain::{Account, EventName, Ignore, InstallationId, InstallationRecord, InstallationState, not_synced};
 use crate::github::AccountWireRef;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +73,6 @@ struct InstallationWire {
 }
 
 /// What ingest reads from a verified body.
-#[derive(Debug)]
 pub struct BodyRead {
     /// `action`, when it is a string.
     pub action: Option<String>,
@@ -82,6 +81,24 @@ pub struct BodyRead {
     /// then reads whole, to park it with the error it gives, and for a digest
     /// over `MAX_DIGEST`.
     pub digest: Option<String>,
+    /// The digest's fields, read once, for `ignore` (none without a digest).
+    envelope: Option<Envelope>,
+}
+
+impl BodyRead {
+    /// Whether the worker would only ignore this delivery, as it would read
+    /// it from the digest: an event it does not act on, or activity (ignored
+    /// unless the sender is a user we sync, which the insert asks). `None`
+    /// for anything else, and for a body stored without a digest.
+    pub fn ignore(&mut self, event: &EventName) -> Option<Ignore> {
+        match interpret(event, self.envelope.take()?) {
+            Ok(Event::Activity { sender }) => {
+                Some(Ignore { note: not_synced(&sender), unless_synced: Some(sender.id) })
+            }
+            Ok(Event::Ignored(why)) => Some(Ignore { note: why, unless_synced: None }),
+            _ => None,
+        }
+    }
 }
 
 /// The largest digest kept (the corpus's are all under 1 KB). The row that
@@ -95,7 +112,9 @@ const MAX_DIGEST: usize = 4096;
 pub fn read_body(body: &[u8]) -> Result<BodyRead, serde_json::Error> {
     if let Ok(envelope) = serde_json::from_slice::<Envelope>(body) {
         let digest = serde_json::to_string(&envelope).ok().filter(|d| d.len() <= MAX_DIGEST);
-        return Ok(BodyRead { action: envelope.action, digest });
+        let action = envelope.action.clone();
+        let envelope = digest.is_some().then_some(envelope);
+        return Ok(BodyRead { action, digest, envelope });
     }
     // Not the shape `parse_event` wants (say, an action that is a number), yet maybe an object.
     #[derive(Deserialize)]
@@ -103,12 +122,18 @@ pub fn read_body(body: &[u8]) -> Result<BodyRead, serde_json::Error> {
         action: Option<serde_json::Value>,
     }
     let top: Top = serde_json::from_slice(body)?;
-    Ok(BodyRead { action: top.action.and_then(|a| a.as_str().map(str::to_owned)), digest: None })
+    Ok(BodyRead { action: top.action.and_then(|a| a.as_str().map(str::to_owned)), digest: None, envelope: None })
 }
 
 pub fn parse_event(event: &EventName, payload: &str) -> Result<Event, EventError> {
+    let envelope: Envelope =
+        serde_json::from_str(payload).map_err(|e| EventError { event: event.to_string(), problem: e.to_string() })?;
+    interpret(event, envelope)
+}
+
+/// The event an envelope is, by the event's name.
+fn interpret(event: &EventName, envelope: Envelope) -> Result<Event, EventError> {
     let fail = |problem: &str| EventError { event: event.to_string(), problem: problem.to_owned() };
-    let envelope: Envelope = serde_json::from_str(payload).map_err(|e| fail(&e.to_string()))?;
     let action = envelope.action.as_deref().unwrap_or("");
     match event.as_str() {
         "installation" => {

@@ -14,11 +14,11 @@ use tokio::sync::Notify;
 use tracing::Instrument;
 
 use super::body::{BodyGate, Held};
-use super::event::{Event, parse_event, read_body};
+use super::event::read_body;
 use super::refusals::RefusalLog;
 use super::signature::{SignatureError, verify};
 use super::writer::Writer;
-use crate::domain::{DeliveryId, EventName, Ignore, InsertOutcome, NewDelivery, not_synced};
+use crate::domain::{DeliveryId, EventName, InsertOutcome, NewDelivery};
 use crate::metrics::Metrics;
 use crate::store::StoreError;
 use crate::telemetry::RequestLabel;
@@ -118,16 +118,10 @@ pub async fn check(
     if body.trim_ascii_start().first() != Some(&b'{') {
         return Err(IngestError::BadRequest("body is not a JSON object".into()));
     }
-    let read = read_body(&body).map_err(|e| IngestError::BadRequest(format!("body is not valid JSON: {e}")))?;
+    let mut read = read_body(&body).map_err(|e| IngestError::BadRequest(format!("body is not valid JSON: {e}")))?;
     let payload = String::from_utf8(body).map_err(|_| IngestError::BadRequest("body is not UTF-8".into()))?;
-    // The worker's own reading of the digest: what it would only ignore is settled as it goes in.
-    let ignore = match read.digest.as_deref().map(|digest| parse_event(&event, digest)) {
-        Some(Ok(Event::Activity { sender })) => {
-            Some(Ignore { note: not_synced(&sender), unless_synced: Some(sender.id) })
-        }
-        Some(Ok(Event::Ignored(why))) => Some(Ignore { note: why, unless_synced: None }),
-        _ => None,
-    };
+    // What the worker would only ignore is settled as it goes in.
+    let ignore = read.ignore(&event);
     let delivery =
         NewDelivery { id, event, action: read.action, payload, digest: read.digest, ignore, received_at: Utc::now() };
     Ok((delivery, held))
