@@ -14,6 +14,10 @@ pub struct NewDelivery {
     pub action: Option<String>,
     /// The raw body, exactly as signed.
     pub payload: String,
+    /// The body as the store keeps it (`store::pack`), when it was packed
+    /// before it reached the group's committer (`webhook/writer.rs` packs on
+    /// each request's own thread); `None`: the store packs it.
+    pub packed: Option<Vec<u8>>,
     /// The body cut down to the fields the inbox worker reads (`read_body` in `webhook/event.rs`);
     /// `None` when the worker must read the body itself.
     pub digest: Option<String>,

@@ -31,6 +31,7 @@ use crate::domain::{
 pub use group_commit::{GroupCommit, GroupCommitter};
 pub use postgres::PgStore;
 pub use retry::{Retrying, is_contention};
+pub use sql::packed::pack;
 pub use sqlite::SqliteStore;
 
 /// What can go wrong in storage, as callers need to tell it apart.

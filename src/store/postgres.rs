@@ -7,7 +7,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgQueryResult};
 use sqlx::{Postgres, QueryBuilder};
 
-use super::sql::packed::pack;
+use super::sql::packed::packed;
 use super::sql::{Backend, SqlStore, ignored_sql};
 use super::{GroupCommit, StoreResult};
 use crate::domain::{NewDelivery, Settlement};
@@ -56,7 +56,7 @@ impl Backend for Postgres {
         columns.push_bind(group.iter().map(|d| d.event.as_str()).collect::<Vec<_>>());
         columns.push_bind(group.iter().map(|d| d.action.as_deref()).collect::<Vec<_>>());
         columns.push_bind(group.iter().map(|d| d.received_at).collect::<Vec<_>>());
-        columns.push_bind(group.iter().map(|d| pack(&d.payload)).collect::<Vec<_>>());
+        columns.push_bind(group.iter().map(|d| packed(d).into_owned()).collect::<Vec<_>>());
         columns.push_bind(group.iter().map(|d| d.digest.as_deref()).collect::<Vec<_>>());
         let (senders, notes): (Vec<_>, Vec<_>) = group.iter().map(|d| d.ignore_columns()).unzip();
         columns.push_bind(senders);

@@ -10,7 +10,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult, SqliteSynchronous};
 use sqlx::{QueryBuilder, Sqlite};
 
-use super::sql::packed::pack;
+use super::sql::packed::packed;
 use super::sql::{Backend, SqlStore, ignored_sql};
 use super::sqlite_group::SqliteGroupCommit;
 use super::{GroupCommit, StoreError, StoreResult};
@@ -76,7 +76,7 @@ impl Backend for Sqlite {
         q.push(")) WHERE true ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id, state");
         q.push("; INSERT INTO webhook_payloads (delivery_id, payload, packed) ");
         q.push_values(group, |mut row, d| {
-            row.push_bind(d.id.as_str()).push("''").push_bind(pack(&d.payload));
+            row.push_bind(d.id.as_str()).push("''").push_bind(packed(d).into_owned());
         });
         q.push(" ON CONFLICT (delivery_id) DO NOTHING; COMMIT");
         q

@@ -22,7 +22,7 @@ use tokio::runtime::Handle;
 
 use super::group_commit::GroupCommitter;
 use super::sql::ignored_sql;
-use super::sql::packed::pack;
+use super::sql::packed::packed;
 use super::{StoreError, StoreResult, sqlite_refuses};
 use crate::domain::{InsertOutcome, NewDelivery};
 
@@ -107,7 +107,7 @@ impl SqliteGroupCommit {
                     .optional();
                 let outcome = match inserted {
                     Ok(None) => Ok(InsertOutcome::Duplicate),
-                    Ok(Some(state)) => match payload.execute(params![d.id.as_str(), pack(&d.payload)]) {
+                    Ok(Some(state)) => match payload.execute(params![d.id.as_str(), packed(d).as_ref()]) {
                         Ok(_) if state == "ignored" => Ok(InsertOutcome::Ignored),
                         Ok(_) => Ok(InsertOutcome::Inserted),
                         Err(e) if refused(&e) => {

@@ -122,8 +122,8 @@ pub async fn check(
     let payload = String::from_utf8(body).map_err(|_| IngestError::BadRequest("body is not UTF-8".into()))?;
     // What the worker would only ignore is settled as it goes in.
     let ignore = read.ignore(&event);
-    let delivery =
-        NewDelivery { id, event, action: read.action, payload, digest: read.digest, ignore, received_at: Utc::now() };
+    let (action, digest, received_at) = (read.action, read.digest, Utc::now());
+    let delivery = NewDelivery { id, event, action, payload, packed: None, digest, ignore, received_at };
     Ok((delivery, held))
 }
 

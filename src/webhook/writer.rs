@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use crate::store::{GroupCommit, GroupCommitter, Store, StoreError, StoreResult};
+use crate::store::{self, GroupCommit, GroupCommitter, Store, StoreError, StoreResult};
 
 use crate::domain::{InsertOutcome, NewDelivery};
 
@@ -26,6 +26,8 @@ pub struct Writer {
     tx: mpsc::Sender<(NewDelivery, Reply)>,
     /// Deliveries handed in and not yet committed: GitHub is waiting on these.
     waiting: Arc<AtomicUsize>,
+    /// Pack each body on its request's own thread (`submit`).
+    pack_here: bool,
 }
 
 impl Writer {
@@ -33,18 +35,20 @@ impl Writer {
     /// every `Writer` clone is dropped. Call it within the store's runtime.
     pub fn spawn(store: Arc<dyn Store>) -> StoreResult<Self> {
         let (tx, rx) = mpsc::channel(QUEUE);
-        match store.group_commit()? {
+        let pack_here = match store.group_commit()? {
             GroupCommit::Overlapping(in_flight) => {
                 tokio::spawn(run(store, rx, in_flight.max(1)));
+                true
             }
             GroupCommit::Dedicated(committer) => {
                 std::thread::Builder::new()
                     .name("webhook-writer".into())
                     .spawn(move || run_dedicated(committer, rx))
                     .map_err(|e| StoreError::Unavailable(format!("cannot start the webhook writer: {e}")))?;
+                false
             }
-        }
-        Ok(Self { tx, waiting: Arc::new(AtomicUsize::new(0)) })
+        };
+        Ok(Self { tx, waiting: Arc::new(AtomicUsize::new(0)), pack_here })
     }
 
     /// Requests are waiting for their commit right now (the inbox worker
@@ -54,7 +58,15 @@ impl Writer {
     }
 
     /// Resolves once the delivery is committed (or known to be a duplicate).
-    pub async fn submit(&self, delivery: NewDelivery) -> Result<InsertOutcome, StoreError> {
+    pub async fn submit(&self, mut delivery: NewDelivery) -> Result<InsertOutcome, StoreError> {
+        // Through the store (PostgreSQL), a group's statement is built by one task that
+        // every request of the group waits on, and the server waits on it too: packing a
+        // group of ~25 `star`s there was ~10 % of each round, and packing them here took
+        // wrk's rate up 5-14 % (5 pairs). SQLite's committer packs on its own thread:
+        // packed here, 2-14 % fewer a second (6 pairs).
+        if self.pack_here {
+            delivery.packed.get_or_insert_with(|| store::pack(&delivery.payload));
+        }
         let (reply, answer) = oneshot::channel();
         self.waiting.fetch_add(1, Ordering::Relaxed);
         let sent = self.tx.send((delivery, reply)).await;

@@ -39,6 +39,7 @@ mod retention {
             event: EventName::parse("star").unwrap(),
             action: Some("created".into()),
             payload: "{}".into(),
+            packed: None,
             digest: None,
             ignore: None,
             received_at: Utc::now(),

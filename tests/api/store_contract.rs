@@ -99,6 +99,7 @@ both_backends! {
             event: EventName::parse("push").unwrap(),
             action: Some("created\u{0}".into()),
             payload: "{}".into(),
+            packed: None,
             digest: None,
             ignore: None,
             received_at: t0(),
@@ -117,12 +118,14 @@ both_backends! {
     async fn a_group_inserts_each_guid_once_and_every_claim_carries_its_own_payload(backend: Backend) {
         let (_db, store) = store_for(backend).await;
         let t0 = t0();
-        // c is stored with a digest, which its claim carries instead of the payload; a and b without.
+        // c is stored with a digest, which its claim carries instead of the payload; a and b
+        // without. a comes packed already, as the request path's writer hands bodies in.
         let delivery = |guid: &str, payload: &str| NewDelivery {
             id: DeliveryId::parse(guid).unwrap(),
             event: EventName::parse("push").unwrap(),
             action: None,
             payload: payload.into(),
+            packed: guid.starts_with('a').then(|| ghsync::store::pack(payload)),
             digest: guid.starts_with('c').then(|| r#"{"digest":"c"}"#.into()),
             ignore: None,
             received_at: t0,
@@ -159,6 +162,7 @@ both_backends! {
                 event: EventName::parse("push").unwrap(),
                 action: None,
                 payload: "{}".into(),
+                packed: None,
                 digest: None,
                 ignore: None,
                 received_at: t0,
@@ -285,6 +289,7 @@ both_backends! {
             event: EventName::parse("push").unwrap(),
             action: None,
             payload: "{}".into(),
+            packed: None,
             digest: None,
             ignore: None,
             received_at: t0,

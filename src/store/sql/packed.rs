@@ -4,11 +4,25 @@
 //! on PostgreSQL a quarter of the bytes on the socket, and no compression on
 //! the server. Rows from before the column keep their text in `payload`.
 
+use std::borrow::Cow;
+
 use super::rows::corrupt;
+use crate::domain::NewDelivery;
 use crate::store::StoreResult;
 
-pub(in crate::store) fn pack(payload: &str) -> Vec<u8> {
+/// The form a payload is stored in. Public so that the request path can pack
+/// each body on its own thread, before its group reaches the one committer
+/// every request of the group waits on (`NewDelivery::packed`).
+pub fn pack(payload: &str) -> Vec<u8> {
     lz4_flex::compress_prepend_size(payload.as_bytes())
+}
+
+/// A new delivery's body as stored: packed already, or packed now.
+pub(in crate::store) fn packed(delivery: &NewDelivery) -> Cow<'_, [u8]> {
+    match &delivery.packed {
+        Some(packed) => Cow::Borrowed(packed),
+        None => Cow::Owned(pack(&delivery.payload)),
+    }
 }
 
 pub(super) fn unpack(packed: &[u8]) -> StoreResult<String> {
