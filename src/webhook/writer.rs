@@ -61,7 +61,7 @@ impl Writer {
     pub async fn submit(&self, mut delivery: NewDelivery) -> Result<InsertOutcome, StoreError> {
         // Through the store (PostgreSQL), a group's statement is built by one task that
         // every request of the group waits on, and the server waits on it too: packing a
-        // group of ~25 `star`s there was ~10 % of each round, and packing them here took
+        // group of ~15 `star`s there was ~10 % of each round, and packing them here took
         // wrk's rate up 5-14 % (5 pairs). SQLite's committer packs on its own thread:
         // packed here, 2-14 % fewer a second (6 pairs).
         if self.pack_here {
