@@ -8,6 +8,7 @@
 mod group_commit;
 mod migrations;
 mod nodelay;
+mod pg_tls;
 mod postgres;
 mod processes;
 mod retry;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgQueryResult};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgQueryResult, PgSslMode};
 use sqlx::{Postgres, QueryBuilder};
 
 use super::sql::packed::packed;
@@ -106,24 +106,33 @@ impl SqlStore<Postgres> {
             ("client_min_messages", "warning"),
         ]);
         let port = options.get_port();
-        let pool = PgPoolOptions::new()
-            .max_connections(POOL)
-            // No ping before each use: sqlx already pings every connection that comes back
-            // to the pool (and closes a broken one); a second ping before lending it was a
-            // round trip more for every statement (~10 % of ghsync's CPU a webhook, and
-            // ~12 % more of them a second under wrk). A connection the server ended while
-            // idle fails its next statement instead, which `store/retry.rs` runs again.
-            .test_before_acquire(false)
-            .after_connect(move |_, _| {
-                Box::pin(async move {
-                    super::nodelay::set_nodelay_towards(port);
-                    Ok(())
+        let open = |options: PgConnectOptions| {
+            PgPoolOptions::new()
+                .max_connections(POOL)
+                // No ping before each use: sqlx already pings every connection that comes
+                // back to the pool (and closes a broken one); a second ping before lending it
+                // was a round trip more for every statement (~10 % of ghsync's CPU a webhook,
+                // and ~12 % more of them a second under wrk). A connection the server ended
+                // while idle fails its next statement instead, which `store/retry.rs` runs again.
+                .test_before_acquire(false)
+                .after_connect(move |_, _| {
+                    Box::pin(async move {
+                        super::nodelay::set_nodelay_towards(port);
+                        Ok(())
+                    })
                 })
-            })
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
-            .await
-            .context("cannot connect to PostgreSQL")?;
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+        };
+        let pool = if super::pg_tls::plain_first(url, &options) {
+            match open(options.clone().ssl_mode(PgSslMode::Disable)).await {
+                Err(e) if super::pg_tls::refused(&e) => open(options).await,
+                opened => opened,
+            }
+        } else {
+            open(options).await
+        }
+        .context("cannot connect to PostgreSQL")?;
         super::migrations::migrator(super::migrations::POSTGRES)
             .run(&pool)
             .await

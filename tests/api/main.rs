@@ -25,6 +25,7 @@ mod manifest;
 mod openapi;
 mod outage;
 mod pass_outcomes;
+mod postgres_tls;
 mod reconcile;
 mod redeliver;
 mod register;

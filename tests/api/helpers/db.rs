@@ -68,6 +68,12 @@ impl TestDb {
     pub fn borrowed(&self) -> TestDb {
         TestDb { url: self.url.clone(), _dir: None, pg: None }
     }
+
+    /// Like `borrowed`, through another URL to the same database (other
+    /// connection parameters).
+    pub fn borrowed_as(&self, url: String) -> TestDb {
+        TestDb { url, _dir: None, pg: None }
+    }
 }
 
 impl TestDb {
