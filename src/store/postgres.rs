@@ -15,7 +15,8 @@ use crate::domain::{NewDelivery, Settlement};
 /// A transaction left idle this long is ended by the server (see `connect`).
 const IDLE_IN_TRANSACTION: &str = "10s";
 
-/// Connections this process opens at most (readers and writers together).
+/// Connections this process opens at most (readers, writers and the webhook
+/// path's `INBOX` together).
 const POOL: u32 = 16;
 
 /// Groups of webhook deliveries committing at once. Each statement and each
@@ -28,6 +29,12 @@ const POOL: u32 = 16;
 /// of the server's work, and one at a time does best: 15,404-18,316/s against
 /// 11,770-13,667/s with two (wrk, 3 interleaved rounds of 1, 2, 3 and 4).
 const IN_FLIGHT: usize = 1;
+
+/// The webhook path's own connections: one more than it uses at once, since
+/// sqlx pings each connection that comes back before lending it again (with
+/// one, each group waited for that round trip: 11,200/s against 12,362/s, 4
+/// ABBA pairs).
+const INBOX: u32 = IN_FLIGHT as u32 + 1;
 
 /// Readers and writers share one pool: PostgreSQL takes concurrent writers.
 pub type PgStore = SqlStore<Postgres>;
@@ -105,48 +112,61 @@ impl SqlStore<Postgres> {
             ("idle_in_transaction_session_timeout", IDLE_IN_TRANSACTION),
             ("client_min_messages", "warning"),
         ]);
-        let port = options.get_port();
-        let open = |options: PgConnectOptions| {
-            PgPoolOptions::new()
-                .max_connections(POOL)
-                // No ping before each use: sqlx already pings every connection that comes
-                // back to the pool (and closes a broken one); a second ping before lending it
-                // was a round trip more for every statement (~10 % of ghsync's CPU a webhook,
-                // and ~12 % more of them a second under wrk). A connection the server ended
-                // while idle fails its next statement instead, which `store/retry.rs` runs again.
-                .test_before_acquire(false)
-                .after_connect(move |_, _| {
-                    Box::pin(async move {
-                        super::nodelay::set_nodelay_towards(port);
-                        Ok(())
-                    })
-                })
-                .acquire_timeout(Duration::from_secs(10))
-                .connect_with(options)
-        };
-        let pool = if super::pg_tls::plain_first(url, &options) {
-            match open(options.clone().ssl_mode(PgSslMode::Disable)).await {
-                Err(e) if super::pg_tls::refused(&e) => open(options).await,
-                opened => opened,
+        let plain = options.clone().ssl_mode(PgSslMode::Disable);
+        let (pool, options) = if super::pg_tls::plain_first(url, &options) {
+            match open(plain.clone(), POOL - INBOX).await {
+                Err(e) if super::pg_tls::refused(&e) => (open(options.clone(), POOL - INBOX).await, options),
+                opened => (opened, plain),
             }
         } else {
-            open(options).await
-        }
-        .context("cannot connect to PostgreSQL")?;
+            (open(options.clone(), POOL - INBOX).await, options)
+        };
+        let pool = pool.context("cannot connect to PostgreSQL")?;
+        // The webhook path's group insert on connections of its own, which also spares the
+        // request path a wait behind the worker and the passes for one of the pool's. Its
+        // plan is the generic one: after a quiet spell of groups of one or two, PostgreSQL
+        // kept planning the statement anew for every group (its custom plans looked cheaper
+        // than the generic), and a burst then ran at 9,557-10,437/s against 12,040-12,363/s
+        // from a cold start (wrk, 2 pairs); at 9,129/s with custom plans forced.
+        let inbox = open(options.options([("plan_cache_mode", "force_generic_plan")]), INBOX)
+            .await
+            .context("cannot connect to PostgreSQL")?;
         super::migrations::migrator(super::migrations::POSTGRES)
             .run(&pool)
             .await
             .map_err(super::migrations::explain)
             .context("cannot migrate the PostgreSQL database")?;
-        warn_if_short_of_connections(&pool).await;
-        Ok(Self::new(pool.clone(), pool))
+        warn_if_short_of_connections(&pool, pool.size() + inbox.size()).await;
+        Ok(Self::new(pool.clone(), pool).with_inbox(inbox))
     }
+}
+
+/// A pool of `size` connections opened with `options` (and one of them open).
+async fn open(options: PgConnectOptions, size: u32) -> Result<sqlx::PgPool, sqlx::Error> {
+    let port = options.get_port();
+    PgPoolOptions::new()
+        .max_connections(size)
+        // No ping before each use: sqlx already pings every connection that comes back to
+        // the pool (and closes a broken one); a second ping before lending it was a round
+        // trip more for every statement (~10 % of ghsync's CPU a webhook, and ~12 % more of
+        // them a second under wrk). A connection the server ended while idle fails its next
+        // statement instead, which `store/retry.rs` runs again.
+        .test_before_acquire(false)
+        .after_connect(move |_, _| {
+            Box::pin(async move {
+                super::nodelay::set_nodelay_towards(port);
+                Ok(())
+            })
+        })
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await
 }
 
 /// Says so at start-up when the server cannot give this process its whole
 /// pool: with too few connections left, a pass or a webhook's commit waits
 /// for one and fails after the pool's 10 s, which looks like an outage.
-async fn warn_if_short_of_connections(pool: &sqlx::PgPool) {
+async fn warn_if_short_of_connections(pool: &sqlx::PgPool, ours: u32) {
     let counts: Result<(i32, i64), _> = sqlx::query_as(
         "SELECT current_setting('max_connections')::int \
          - current_setting('superuser_reserved_connections')::int, \
@@ -155,7 +175,7 @@ async fn warn_if_short_of_connections(pool: &sqlx::PgPool) {
     .fetch_one(pool)
     .await;
     if let Ok((allowed, open)) = counts
-        && let Some(message) = connections_short(allowed, open, pool.size())
+        && let Some(message) = connections_short(allowed, open, ours)
     {
         tracing::warn!(max_connections = allowed, open, pool = POOL, "{message}");
     }

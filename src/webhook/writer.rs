@@ -61,9 +61,10 @@ impl Writer {
     pub async fn submit(&self, mut delivery: NewDelivery) -> Result<InsertOutcome, StoreError> {
         // Through the store (PostgreSQL), a group's statement is built by one task that
         // every request of the group waits on, and the server waits on it too: packing a
-        // group of ~15 `star`s there was ~10 % of each round, and packing them here took
-        // wrk's rate up 5-14 % (5 pairs). SQLite's committer packs on its own thread:
-        // packed here, 2-14 % fewer a second (6 pairs).
+        // group of ~15 `star`s there was ~10 % of that task's round. Packed here instead,
+        // wrk's rate was the same (+0.6 %, 8 runs in ABBA order; the +5-14 % first seen
+        // came from running the pairs in one order). SQLite's committer packs on its own
+        // thread: packed here, 2-14 % fewer a second (6 pairs).
         if self.pack_here {
             delivery.packed.get_or_insert_with(|| store::pack(&delivery.payload));
         }

@@ -55,7 +55,7 @@ where
         let mut group: Vec<&NewDelivery> = order.iter().map(|&i| &deliveries[i]).collect();
         group.dedup_by(|later, first| later.id == first.id);
         let mut insert = DB::group_insert(&group);
-        let mut conn = self.writer.acquire().await?;
+        let mut conn = self.inbox.acquire().await?;
         let returned = match insert.build().fetch_all(&mut *conn).await {
             Ok(rows) => rows,
             Err(e) => {

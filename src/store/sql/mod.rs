@@ -95,13 +95,20 @@ pub struct SqlStore<DB: Database> {
     pub(super) pool: Pool<DB>,
     /// Writers: the same pool on PostgreSQL, a pool of one on SQLite.
     pub(super) writer: Pool<DB>,
+    /// The webhook path's group insert (`insert_deliveries`): the writer, or a
+    /// pool of the backend's own (PostgreSQL's, `store/postgres.rs`).
+    pub(super) inbox: Pool<DB>,
     /// SQLite: this process's row among those with the file open (`store/processes.rs`).
     pub(super) _process: Option<super::processes::Registration>,
 }
 
 impl<DB: Database> SqlStore<DB> {
     pub(super) fn new(pool: Pool<DB>, writer: Pool<DB>) -> Self {
-        Self { pool, writer, _process: None }
+        Self { pool, inbox: writer.clone(), writer, _process: None }
+    }
+
+    pub(super) fn with_inbox(self, inbox: Pool<DB>) -> Self {
+        Self { inbox, ..self }
     }
 }
 
