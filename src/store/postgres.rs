@@ -128,21 +128,25 @@ impl SqlStore<Postgres> {
         // kept planning the statement anew for every group (its custom plans looked cheaper
         // than the generic), and a burst then ran at 9,557-10,437/s against 12,040-12,363/s
         // from a cold start (wrk, 2 pairs); at 9,129/s with custom plans forced.
-        let inbox = open(options.options([("plan_cache_mode", "force_generic_plan")]), INBOX)
-            .await
-            .context("cannot connect to PostgreSQL")?;
+        // Opened at its first group: `reconcile` and `migrate` never send one.
+        let inbox = options.options([("plan_cache_mode", "force_generic_plan")]);
+        let inbox = pool_options(&inbox, INBOX).connect_lazy_with(inbox);
         super::migrations::migrator(super::migrations::POSTGRES)
             .run(&pool)
             .await
             .map_err(super::migrations::explain)
             .context("cannot migrate the PostgreSQL database")?;
-        warn_if_short_of_connections(&pool, pool.size() + inbox.size()).await;
+        warn_if_short_of_connections(&pool).await;
         Ok(Self::new(pool.clone(), pool).with_inbox(inbox))
     }
 }
 
 /// A pool of `size` connections opened with `options` (and one of them open).
 async fn open(options: PgConnectOptions, size: u32) -> Result<sqlx::PgPool, sqlx::Error> {
+    pool_options(&options, size).connect_with(options).await
+}
+
+fn pool_options(options: &PgConnectOptions, size: u32) -> PgPoolOptions {
     let port = options.get_port();
     PgPoolOptions::new()
         .max_connections(size)
@@ -159,14 +163,12 @@ async fn open(options: PgConnectOptions, size: u32) -> Result<sqlx::PgPool, sqlx
             })
         })
         .acquire_timeout(Duration::from_secs(10))
-        .connect_with(options)
-        .await
 }
 
 /// Says so at start-up when the server cannot give this process its whole
 /// pool: with too few connections left, a pass or a webhook's commit waits
 /// for one and fails after the pool's 10 s, which looks like an outage.
-async fn warn_if_short_of_connections(pool: &sqlx::PgPool, ours: u32) {
+async fn warn_if_short_of_connections(pool: &sqlx::PgPool) {
     let counts: Result<(i32, i64), _> = sqlx::query_as(
         "SELECT current_setting('max_connections')::int \
          - current_setting('superuser_reserved_connections')::int, \
@@ -175,7 +177,7 @@ async fn warn_if_short_of_connections(pool: &sqlx::PgPool, ours: u32) {
     .fetch_one(pool)
     .await;
     if let Ok((allowed, open)) = counts
-        && let Some(message) = connections_short(allowed, open, ours)
+        && let Some(message) = connections_short(allowed, open, pool.size())
     {
         tracing::warn!(max_connections = allowed, open, pool = POOL, "{message}");
     }
