@@ -112,8 +112,8 @@ impl SqlStore<Postgres> {
             ("idle_in_transaction_session_timeout", IDLE_IN_TRANSACTION),
             ("client_min_messages", "warning"),
         ]);
-        let plain = options.clone().ssl_mode(PgSslMode::Disable);
         let (pool, options) = if super::pg_tls::plain_first(url, &options) {
+            let plain = options.clone().ssl_mode(PgSslMode::Disable);
             match open(plain.clone(), POOL - INBOX).await {
                 Err(e) if super::pg_tls::refused(&e) => (open(options.clone(), POOL - INBOX).await, options),
                 opened => (opened, plain),
